@@ -1,0 +1,211 @@
+"""The `motcua` command line: `motcua node ...` and `motcua demo`.
+
+Errors become one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import NodeError
+from .instance import DATA_ENV, data_dir
+
+
+def _fail(message: str) -> None:
+    click.echo(f"motcua: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """motcua: one-stop-shop dossiers for Vietnamese communes, offline first."""
+
+
+@main.group()
+def node() -> None:
+    """Commands for a commune node (or a field laptop)."""
+
+
+DATA_OPTION = click.option("--data", "data", type=click.Path(file_okay=False), default=None,
+                           help=f"Data folder of the node (default: ${DATA_ENV} or ./instance).")
+
+
+@node.command("init")
+@DATA_OPTION
+@click.option("--unit-code", default="000.00.01.H01", show_default=True, help="Unit code used in dossier codes.")
+@click.option("--unit-name", default="UBND xã Mẫu", show_default=True, help="Name of the commune People's Committee.")
+@click.option("--province", default="", help="Province name printed on forms.")
+@click.option("--admin-user", default="admin", show_default=True, help="Username of the first administrator.")
+@click.option("--admin-password", default=None, help="Password of the first administrator (asked if not given).")
+@click.option("--sample", is_flag=True, help="Also create the sample commune: officers and about 300 dossiers.")
+def node_init(data, unit_code, unit_name, province, admin_user, admin_password, sample) -> None:
+    """Create a node: Ed25519 key, database, seed catalogue and calendar, first administrator."""
+    from . import catalogue, sample as sample_mod, users
+    from .instance import Node, init_data_dir
+
+    path = data_dir(data)
+    try:
+        init_data_dir(path, unit_code=unit_code, unit_name=unit_name, province_name=province)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    node_ = Node(path)
+    catalogue.seed(node_)
+    if sample:
+        creds = sample_mod.create_sample(node_)
+        for username, password, role in creds:
+            click.echo(f"  {role:<12} {username} / {password}")
+    else:
+        password = admin_password or click.prompt("Administrator password", hide_input=True,
+                                                  confirmation_prompt=True)
+        try:
+            users.create_user(node_, admin_user, "Quản trị viên", ["admin"], password, author="system")
+        except NodeError as exc:
+            _fail(exc.message("en") + " " + "; ".join(exc.fields.values()))
+    click.echo(f"Node {node_.node_id} ({unit_code}) created in {path}")
+    node_.close()
+
+
+@node.command("serve")
+@DATA_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Waitress worker threads.")
+def node_serve(data, host, port, threads) -> None:
+    """Serve the officers' web UI and the JSON API with waitress."""
+    from waitress import serve
+
+    from .web import create_app
+
+    try:
+        app = create_app({"DATA_DIR": str(data_dir(data))})
+    except NodeError as exc:
+        _fail(exc.message("en"))
+    click.echo(f"motcua node on http://{host}:{port}/")
+    serve(app, host=host, port=port, threads=threads, ident="motcua")
+
+
+@node.command("due")
+@DATA_OPTION
+@click.option("--procedure", "code", required=True, help="National procedure code, e.g. 1.001193.")
+@click.option("--received", required=True, help='Time received, "YYYY-MM-DD HH:MM".')
+def node_due(data, code, received) -> None:
+    """Print the appointment (YYYY-MM-DD HH:MM) for a dossier of PROCEDURE received at RECEIVED."""
+    from . import catalogue
+    from .deadlines import WorkCalendar, appointment, seed_overrides
+    from .instance import Node
+    from .timeutil import parse_user_datetime
+
+    try:
+        when = parse_user_datetime(received)
+    except ValueError:
+        _fail(f'--received must look like "YYYY-MM-DD HH:MM", not {received!r}')
+    path = data_dir(data)
+    if (path / "node.json").exists():
+        node_ = Node(path)
+        try:
+            proc = catalogue.procedure(code, on=when.date())
+        except NodeError as exc:
+            _fail(exc.message("en"))
+        rule = (proc.time_kind, proc.time_value, bool(proc.cutoff_15h))
+        cal = catalogue.work_calendar()
+        node_.close()
+    else:
+        seed = {p["code"]: p for p in catalogue.SEED_PROCEDURES}
+        if code not in seed:
+            _fail(f"no procedure with code {code}")
+        p = seed[code]
+        rule = (p["time_kind"], p["time_value"], bool(p["cutoff_15h"]))
+        cal = WorkCalendar({d: k for d, (k, _) in seed_overrides().items()})
+    click.echo(appointment(when, *rule, cal).strftime("%Y-%m-%d %H:%M"))
+
+
+@node.command("verify-log")
+@DATA_OPTION
+def node_verify_log(data) -> None:
+    """Verify the hash chain and every signature of this node's change log."""
+    from .instance import Node
+    from .sync import log
+    from .sync.errors import SyncError
+
+    node_ = Node(data_dir(data))
+    try:
+        count = log.verify_log(node_.node_id, node_.identity.public_key)
+    except SyncError as exc:
+        _fail(f"change log does NOT verify: {exc.message}")
+    click.echo(f"{count} changes verified: chain intact, every signature valid")
+
+
+@node.command("backup")
+@DATA_OPTION
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False), help="File to write the copy to.")
+def node_backup(data, target) -> None:
+    """Copy the database with SQLite's online backup API (safe while the node runs)."""
+    import apsw
+
+    src = apsw.Connection(str(data_dir(data) / "motcua.db"))
+    dest = apsw.Connection(target)
+    with dest.backup("main", src, "main") as backup:
+        while not backup.done:
+            backup.step(1000)
+    click.echo(f"backup written to {target}")
+
+
+@node.command("add-user")
+@DATA_OPTION
+@click.option("--username", required=True, help="Login name.")
+@click.option("--full-name", required=True, help="Full name as printed on forms.")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["reception", "specialist", "leader", "admin"]), help="Role (repeatable).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="Password (8+ chars).")
+def node_add_user(data, username, full_name, roles, password) -> None:
+    """Add an officer account."""
+    from . import users
+    from .instance import Node
+
+    node_ = Node(data_dir(data))
+    try:
+        users.create_user(node_, username, full_name, list(roles), password, author="cli")
+    except NodeError as exc:
+        _fail(exc.message("en") + " " + "; ".join(exc.fields.values()))
+    click.echo(f"user {username} added")
+
+
+@main.command("demo")
+@click.option("--data", default="var/sample", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the sample commune (created on first run).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port for the node.")
+def demo(data, port) -> None:
+    """Start a sample commune on 127.0.0.1 (created on first use) and print its URL and logins."""
+    from . import catalogue, sample as sample_mod
+    from .instance import Node, init_data_dir
+
+    path = Path(data)
+    if not (path / "node.json").exists():
+        click.echo(f"Creating the sample commune in {path} (about a minute)...")
+        init_data_dir(path, unit_code=sample_mod.UNIT_CODE, unit_name=sample_mod.UNIT_NAME,
+                      province_name=sample_mod.PROVINCE, unit_address=sample_mod.ADDRESS)
+        node_ = Node(path)
+        catalogue.seed(node_)
+        sample_mod.create_sample(node_)
+        node_.close()
+    click.echo("")
+    click.echo(f"  Sample commune: {sample_mod.UNIT_NAME}")
+    click.echo(f"  Open http://127.0.0.1:{port}/  (public lookup: http://127.0.0.1:{port}/tra-cuu)")
+    click.echo("  Logins (username / password):")
+    for username, password, role in sample_mod.CREDENTIALS:
+        click.echo(f"    {role:<12} {username} / {password}")
+    click.echo("  Ctrl+C stops it.")
+    os.environ.setdefault(DATA_ENV, str(path))
+    from waitress import serve
+
+    from .web import create_app
+
+    serve(create_app({"DATA_DIR": str(path)}), host="127.0.0.1", port=port, threads=8, ident="motcua")
+
+
+if __name__ == "__main__":
+    main()
