@@ -8,7 +8,8 @@ received from elsewhere (sync, bundles), so state is always the merge of the log
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from .instance import Node
 from .sync import log, merge

@@ -298,7 +298,8 @@ def receive_dossier(node: Node, officer: Officer | None, data: dict[str, Any], l
         for i, doc in enumerate(documents):
             store.write(node, "document", new_id(), "create", {"fields": dict(doc, dossier_id=dossier_id,
                                                                                 position=i)}, by)
-        event = {"at": to_text(now), "by_user": by, "by_name": officer.full_name if officer else clean["applicant_name"],
+        by_name = officer.full_name if officer else clean["applicant_name"]
+        event = {"at": to_text(now), "by_user": by, "by_name": by_name,
                  "unit": node.identity.unit_name, "note": "", "step_deadline": fields["step_deadline"]}
         store.write(node, "dossier", dossier_id, "action",
                     {"action": "register" if online else "receive", "set": {}, "event": event}, by)

@@ -11,7 +11,8 @@ that also applies the change to the materialised tables (see `node.store.write`)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 import peewee as pw
 

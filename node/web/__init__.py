@@ -54,7 +54,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.before_request(i18n.pick_language)
     app.jinja_env.globals.update(
         _=i18n.gettext, lang=i18n.lang, status_label=workflow.status_label, STATUSES=workflow.STATUSES,
-        has_endpoint=lambda name: name in app.view_functions, dt=timeutil.display, d=timeutil.display_date, wf=workflow, identity=node.identity,
+        has_endpoint=lambda name: name in app.view_functions, dt=timeutil.display, d=timeutil.display_date,
+        wf=workflow, identity=node.identity,
     )
     app.jinja_env.filters["money"] = lambda v: f"{int(v or 0):,}".replace(",", ".") + " đ"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -66,5 +67,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         # Log the type and place only: request bodies may hold citizens' ID numbers.
-        log.error("unexpected %s at %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unexpected %s at %s %s\n%s", type(exc).__name__, request.method, request.path, frames)
         return render_error(500, "internal", _("Đã có lỗi, vui lòng thử lại."))

@@ -102,11 +102,14 @@ def worklist(name: str):
     return render_template("worklist.html", name=name, page=page, counts=counts, marks=marks, handlers=handlers)
 
 
-@bp.route("/search")
+@bp.route("/search", methods=["GET", "POST"])
 @login_required()
 def search():
-    q = request.args.get("q", "")
-    page = queries.search(q, _page_arg(), current_app.config["PAGE_SIZE"])
+    # The form posts, so an ID number typed into it never lands in a URL, a proxy log or the history.
+    q = request.form.get("q", "") if request.method == "POST" else request.args.get("q", "")
+    raw_page = request.form.get("page", "1") if request.method == "POST" else request.args.get("page", "1")
+    page_no = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) < 100000 else 1
+    page = queries.search(q, page_no, current_app.config["PAGE_SIZE"])
     marks = wf.horizon(current_node().now())
     return render_template("search.html", q=q, page=page, marks=marks)
 
