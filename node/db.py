@@ -38,9 +38,19 @@ def _m2_name_search(db: APSWDatabase) -> None:
 MIGRATIONS = [(1, "initial tables", _m1_initial), (2, "name search index", _m2_name_search)]
 
 
+_OPEN: dict[str, APSWDatabase] = {}
+
+
 def open_database(path: Path) -> APSWDatabase:
-    """Open (creating if needed) the node database and bring it to the latest migration."""
-    db = APSWDatabase(str(path), pragmas=PRAGMAS, timeout=10, lock_type="IMMEDIATE")
+    """Open (creating if needed) the node database and bring it to the latest migration.
+
+    The models are bound through one proxy, so every opener of the same file in this process shares one
+    database object (two objects would hold two connections, and a write in one would wait on the other).
+    """
+    key = str(Path(path).resolve())
+    db = _OPEN.get(key)
+    if db is None:
+        db = _OPEN[key] = APSWDatabase(str(path), pragmas=PRAGMAS, timeout=10, lock_type="IMMEDIATE")
     database.initialize(db)
     db.connect(reuse_if_open=True)
     migrate(db)
