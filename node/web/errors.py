@@ -55,7 +55,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {404: _("Không tìm thấy trang."), 403: _("Bạn không có quyền làm việc này."),
-                    413: _("Tệp quá lớn."), 400: _("Yêu cầu không hợp lệ.")}
+                    413: _("Tệp quá lớn."), 400: _("Yêu cầu không hợp lệ."),
+                    405: _("Phương thức không được hỗ trợ cho địa chỉ này."), 401: _("Vui lòng đăng nhập."),
+                    429: _("Quá nhiều yêu cầu, vui lòng thử lại sau.")}
         headers = {}
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]

@@ -195,6 +195,8 @@ EN: dict[str, str] = {
     "Chưa có (hồ sơ chưa được tiếp nhận)": "Not yet (the dossier has not been accepted)",
     "Hồ sơ đã quá hạn hẹn trả. Cơ quan giải quyết sẽ gửi phiếu xin lỗi và hẹn lại ngày trả kết quả.":
         "The dossier is past its appointment. The agency will send an apology with a new date.",
+    "Phương thức không được hỗ trợ cho địa chỉ này.": "Method not allowed for this address.",
+    "Quá nhiều yêu cầu, vui lòng thử lại sau.": "Too many requests; try again later.",
 }
 
 
