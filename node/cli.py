@@ -20,6 +20,16 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _open_node(data):
+    """The node in the data folder, or a one-line error when the folder holds none."""
+    from .instance import Node
+
+    try:
+        return Node(data_dir(data))
+    except NodeError as exc:
+        _fail(exc.message("en"))
+
+
 @click.group()
 def main() -> None:
     """motcua: one-stop-shop dossiers for Vietnamese communes, offline first."""
@@ -48,6 +58,15 @@ def node_init(data, unit_code, unit_name, province, admin_user, admin_password, 
     from .instance import Node, init_data_dir
 
     path = data_dir(data)
+    if (path / "node.json").exists():
+        _fail(f"{path} already holds a node")
+    if not sample:
+        # Checked before anything is created, so a refused password leaves no half-made node behind.
+        password = admin_password or click.prompt("Administrator password", hide_input=True,
+                                                  confirmation_prompt=True)
+        errors = users._check_fields(admin_user.strip().lower(), "Quản trị viên", ["admin"], password)
+        if errors:
+            _fail("The administrator is not valid: " + "; ".join(errors.values()))
     try:
         init_data_dir(path, unit_code=unit_code, unit_name=unit_name, province_name=province)
     except FileExistsError as exc:
@@ -59,8 +78,6 @@ def node_init(data, unit_code, unit_name, province, admin_user, admin_password, 
         for username, password, role in creds:
             click.echo(f"  {role:<12} {username} / {password}")
     else:
-        password = admin_password or click.prompt("Administrator password", hide_input=True,
-                                                  confirmation_prompt=True)
         try:
             users.create_user(node_, admin_user, "Quản trị viên", ["admin"], password, author="system")
         except NodeError as exc:
@@ -127,11 +144,10 @@ def node_due(data, code, received) -> None:
 @DATA_OPTION
 def node_verify_log(data) -> None:
     """Verify the hash chain and every signature of this node's change log."""
-    from .instance import Node
     from .sync import log
     from .sync.errors import SyncError
 
-    node_ = Node(data_dir(data))
+    node_ = _open_node(data)
     try:
         count = log.verify_log(node_.node_id, node_.identity.public_key)
     except SyncError as exc:
@@ -146,6 +162,8 @@ def node_backup(data, target) -> None:
     """Copy the database with SQLite's online backup API (safe while the node runs)."""
     import apsw
 
+    if not (data_dir(data) / "node.json").exists():
+        _fail(f"{data_dir(data)} holds no node; run `motcua node init` first.")
     src = apsw.Connection(str(data_dir(data) / "motcua.db"))
     dest = apsw.Connection(target)
     with dest.backup("main", src, "main") as backup:
@@ -164,9 +182,8 @@ def node_backup(data, target) -> None:
 def node_add_user(data, username, full_name, roles, password) -> None:
     """Add an officer account."""
     from . import users
-    from .instance import Node
 
-    node_ = Node(data_dir(data))
+    node_ = _open_node(data)
     try:
         users.create_user(node_, username, full_name, list(roles), password, author="cli")
     except NodeError as exc:
