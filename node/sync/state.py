@@ -52,13 +52,17 @@ class CalendarDay(Base):
 
 class User(Base):
     id = pw.CharField(primary_key=True)
-    username = pw.CharField(unique=True)
+    username = pw.CharField()
     full_name = pw.TextField()
     roles = pw.CharField()  # comma separated: reception, specialist, leader, admin
     password_hash = pw.TextField()
     active = pw.IntegerField(default=1)
     unit_code = pw.CharField(default="")
     phone = pw.CharField(default="")
+
+    class Meta:
+        # Usernames are unique within a unit: two communes may both have "admin" and meet at the hub.
+        indexes = ((("unit_code", "username"), True),)
 
 
 class Dossier(Base):
@@ -151,4 +155,18 @@ class DossierEvent(Base):
     applied = pw.IntegerField(default=1)
 
 
-SYNCED_MODELS = [Procedure, CalendarDay, User, Dossier, DossierDocument, Attachment, DossierEvent]
+class NodeRecord(Base):
+    """The key registry: every enrolled replica, written only by the hub and pulled by every node."""
+
+    node_id = pw.CharField(primary_key=True)
+    public_key = pw.CharField()
+    kind = pw.CharField(default="commune")  # commune | laptop | hub
+    unit_code = pw.CharField(default="")
+    unit_name = pw.TextField(default="")
+    scope = pw.TextField(default="")  # comma-separated unit codes this node receives
+    status = pw.CharField(default="active")  # active | revoked | quarantined
+    enrolled_at = pw.CharField(default="")
+    revoked_at = pw.CharField(default="")
+
+
+SYNCED_MODELS = [NodeRecord, Procedure, CalendarDay, User, Dossier, DossierDocument, Attachment, DossierEvent]

@@ -280,7 +280,7 @@ def token():
     if _too_many_failures(username):
         raise TooManyAttempts("Đăng nhập sai quá nhiều lần, hãy thử lại sau ít phút.",
                               "Too many failed logins; try again in a few minutes.")
-    officer = users.authenticate(username, body["password"])
+    officer = users.authenticate(username, body["password"], current_node().identity.unit_code)
     if officer is None:
         with current_node().db.atomic():
             LoginFailure.create(username=username, at=to_text(now_vn()))

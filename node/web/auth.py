@@ -67,7 +67,7 @@ def login():
         if _too_many_failures(username):
             error = _("Đăng nhập sai quá nhiều lần, hãy thử lại sau ít phút.")
         else:
-            officer = users.authenticate(username, password)
+            officer = users.authenticate(username, password, node.identity.unit_code)
             if officer is None:
                 with node.db.atomic():
                     LoginFailure.create(username=username, at=timeutil.to_text(timeutil.now_vn()))

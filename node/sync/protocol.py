@@ -1,0 +1,160 @@
+"""The sync wire protocol, shared by the node's client and the hub's endpoints.
+
+Bodies of every /api/v1/sync/* request and response are `zstd(orjson(object))` with
+`Content-Type: application/vnd.motcua+zstd` and the header `X-Motcua-Protocol: <version>`. The hub
+accepts PROTOCOL_VERSION and PROTOCOL_VERSION - 1 (nodes in the field are upgraded at different times).
+
+Requests from a node are authenticated by a signature over the request (headers below); pushed changes are
+also self-authenticating (each is signed by its node). Endpoints on the hub (all under /api/v1):
+
+    GET  /time                        -> {"hub_time_ms", "hub_node_id", "hub_public_key", "protocol"}   (JSON)
+    POST /enroll                      JSON {"token", "node_id", "public_key", "unit_code", "unit_name",
+                                            "software_version"} -> {"record": <node record>, "record_sig",
+                                            "hub_node_id", "hub_public_key"}                         (JSON)
+    POST /sync/push   (signed)        {"node_id", "changes": [change, ...]} -> {"acked_seq", "hub_time_ms"}
+    POST /sync/pull   (signed)        {"node_id", "cursor": str|null, "limit"} ->
+                                      {"changes": [...], "cursor": str, "more": bool, "digest": {...}}
+    POST /sync/status (signed)        {"node_id"} -> {"acked_seq", "last_hash", "digest", "hub_time_ms"}
+    PUT  /files/<sha256>?offset=N     (signed) raw chunk bytes -> {"size": bytes held}; complete when the
+                                      bytes hash to <sha256>
+    HEAD /files/<sha256>              (signed) -> X-Motcua-Size header: bytes held (0 if none)
+    GET  /files/<sha256>              (signed) -> the file, when the node's scope mentions it
+
+Signed requests carry `X-Motcua-Node` (node id), `X-Motcua-Time` (ms, on the hub's clock as learned from
+GET /time), `X-Motcua-Signature` = Ed25519 over `request_message(...)`. The hub refuses a time more than
+REQUEST_WINDOW_MS away from its own (replay window), an unknown node (403 unknown_node), a revoked one
+(403 node_revoked) and a quarantined one for pushes (403 node_quarantined).
+
+Errors: `{"error": {"code", "message", "change"?: {"node_id", "seq", "hash"}}}`; 413 for bodies over
+MAX_BODY (compressed) or inflating past MAX_INFLATED; 429/503 with Retry-After when shedding load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+import zstandard
+
+from .errors import EncodingError, SyncError
+
+PROTOCOL_VERSION = 1
+ACCEPTED_VERSIONS = (PROTOCOL_VERSION - 1, PROTOCOL_VERSION)
+MEDIA_TYPE = "application/vnd.motcua+zstd"
+MAX_BODY = 8 * 1024 * 1024  # compressed bytes on the wire
+MAX_INFLATED = 64 * 1024 * 1024  # after decompression
+PUSH_BATCH = 500  # changes per pushed batch
+PULL_LIMIT = 1000  # changes per pulled batch, at most
+REQUEST_WINDOW_MS = 15 * 60 * 1000
+GLOBAL_SCOPE = "*"  # catalogue, calendar, key registry: every node receives it
+HUB_ONLY_SCOPE = "hub"
+
+
+class BodyTooLarge(SyncError):
+    http_status = 413
+    code = "body_too_large"
+
+
+class BadBody(SyncError):
+    http_status = 400
+    code = "bad_body"
+
+
+def encode_body(obj: Any, level: int = 3) -> bytes:
+    return zstandard.ZstdCompressor(level=level).compress(orjson.dumps(obj))
+
+
+def decode_body(data: bytes, max_inflated: int = MAX_INFLATED) -> Any:
+    """Decompress and parse a body, refusing garbage, truncation and zip bombs."""
+    if len(data) > MAX_BODY:
+        raise BodyTooLarge(f"body of {len(data)} bytes is over the {MAX_BODY} byte limit")
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(data)
+        raw = reader.read(max_inflated + 1)
+        if reader.read(1):
+            raise BodyTooLarge("body inflates past the limit")
+    except zstandard.ZstdError as exc:
+        raise BadBody(f"body is not valid zstd: {exc}") from exc
+    if len(raw) > max_inflated:
+        raise BodyTooLarge(f"body inflates past the {max_inflated} byte limit")
+    try:
+        frame = zstandard.get_frame_parameters(data)
+    except zstandard.ZstdError as exc:
+        raise BadBody(f"body is not a zstd frame: {exc}") from exc
+    if frame.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN) and frame.content_size != len(raw):
+        raise BadBody("body is truncated")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadBody(f"body is not valid JSON: {exc}") from exc
+
+
+def request_message(method: str, path: str, time_ms: int, node_id: str, body: bytes) -> bytes:
+    """The bytes a node signs to authenticate one request."""
+    digest = hashlib.sha256(body).hexdigest()
+    return f"motcua-request\n{method.upper()}\n{path}\n{time_ms}\n{node_id}\n{digest}".encode()
+
+
+# ---------------------------------------------------------------- cursors
+
+def make_cursor(secret: bytes, node_id: str, position: int) -> str:
+    """An opaque pull cursor bound to the node: `position.mac`; a forged one fails `read_cursor`."""
+    mac = hmac.new(secret, f"{node_id}:{position}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{position}.{mac}"
+
+
+def read_cursor(secret: bytes, node_id: str, cursor: str | None) -> int:
+    if cursor in (None, ""):
+        return 0
+    if not isinstance(cursor, str) or cursor.count(".") != 1:
+        raise BadCursor("malformed cursor")
+    pos_text, _ = cursor.split(".")
+    if not pos_text.isdigit() or not hmac.compare_digest(make_cursor(secret, node_id, int(pos_text)), cursor):
+        raise BadCursor("cursor was not issued to this node")
+    return int(pos_text)
+
+
+class BadCursor(SyncError):
+    http_status = 400
+    code = "bad_cursor"
+
+
+# ---------------------------------------------------------------- digests
+
+def digest_of(hashes) -> dict[str, Any]:
+    """An order-independent digest of a set of change hashes: count and sum modulo 2**256."""
+    total, count = 0, 0
+    for h in hashes:
+        total = (total + int(h, 16)) % (1 << 256)
+        count += 1
+    return {"count": count, "sum": f"{total:064x}"}
+
+
+def check_change_shape(change: Any) -> dict[str, Any]:
+    """Type-check one change dict from the wire (before any crypto); raises BadBody."""
+    fields = {"node_id": str, "seq": int, "hlc": str, "entity": str, "entity_id": str, "op": str,
+              "payload": dict, "author": str, "prev": str, "hash": str, "sig": str}
+    if not isinstance(change, dict):
+        raise BadBody("a change must be an object")
+    for name, kind in fields.items():
+        value = change.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise BadBody(f"change field {name!r} missing or not {kind.__name__}")
+    if change["seq"] < 1 or len(change["hash"]) != 64 or len(change["prev"]) != 64:
+        raise BadBody("change seq/hash/prev out of shape")
+    try:
+        bytes.fromhex(change["hash"])
+        bytes.fromhex(change["prev"])
+    except ValueError as exc:
+        raise BadBody("hash is not hex") from exc
+    return change
+
+
+__all__ = [
+    "PROTOCOL_VERSION", "ACCEPTED_VERSIONS", "MEDIA_TYPE", "MAX_BODY", "MAX_INFLATED", "PUSH_BATCH", "PULL_LIMIT",
+    "REQUEST_WINDOW_MS", "GLOBAL_SCOPE", "HUB_ONLY_SCOPE", "encode_body", "decode_body", "request_message",
+    "make_cursor", "read_cursor", "digest_of", "check_change_shape", "BodyTooLarge", "BadBody", "BadCursor",
+    "EncodingError",
+]
