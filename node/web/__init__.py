@@ -64,7 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
-    for name in ("printing", "admin", "api"):
+    for name in ("printing", "admin", "api", "sync_views"):
         try:
             module = __import__(f"node.web.{name}", fromlist=["bp"])
         except ModuleNotFoundError as exc:
