@@ -191,6 +191,78 @@ def node_add_user(data, username, full_name, roles, password) -> None:
     click.echo(f"user {username} added")
 
 
+HINTS = {
+    "fork": "The hub has quarantined this node. Do not write on it; ask the district administrator, then enroll "
+            "it again as a new node (a restored backup must never reuse sequence numbers).",
+    "node_quarantined": "The hub has quarantined this node; ask the district administrator.",
+    "node_revoked": "The hub has revoked this node; ask the district administrator.",
+    "unknown_node": "The hub does not know this node; enroll it again with a new token.",
+    "hub_key_mismatch": "The hub's key differs from the one pinned at enrollment; sync refused.",
+    "clock_skew": "Set this computer's date and time right.",
+}
+
+
+@node.command("enroll")
+@DATA_OPTION
+@click.option("--hub", "hub_url", required=True, help="URL of the district hub, e.g. http://10.0.0.5:9000.")
+@click.option("--token", required=True, help="One-time enrollment token made by `motcua hub token`.")
+def node_enroll(data, hub_url, token) -> None:
+    """Register this node's public key with the hub and pin the hub's key."""
+    from . import syncer
+    from .sync.errors import SyncError
+
+    node_ = _open_node(data)
+    try:
+        record = syncer.enroll(node_, hub_url, token)
+    except (SyncError, ValueError) as exc:
+        _fail(f"enrollment failed: {exc}")
+    click.echo(f"Node {node_.node_id} ({record.get('unit_code', '')}) enrolled with {hub_url}; "
+               f"scope {record.get('scope', '')}; hub key pinned in {node_.path / syncer.HUB_FILE}")
+
+
+@node.command("sync")
+@DATA_OPTION
+def node_sync(data) -> None:
+    """Run one sync with the hub now and print what moved (exit status 1 with the reason on failure)."""
+    from . import syncer
+
+    node_ = _open_node(data)
+    report = syncer.sync_once(node_)
+    if not report.ok:
+        hint = HINTS.get(report.error_code or "", "")
+        where = f" at stage {report.stage}" if report.stage else ""
+        _fail(f"sync failed{where}: {report.error} [{report.error_code}]" + (f"\n{hint}" if hint else ""))
+    click.echo(report.summary() + f" ({report.duration:.1f} s)")
+
+
+@node.command("status")
+@DATA_OPTION
+def node_status(data) -> None:
+    """Print the node id, unit, hub, last sync, what is waiting and the clock offset to the hub."""
+    from . import syncer
+
+    info = syncer.status(_open_node(data))
+    skew = info["clock_skew_ms"]
+    rows = [
+        ("node id", info["node_id"]),
+        ("unit", f"{info['unit_code']} {info['unit_name']}"),
+        ("hub", f"{info['hub_url']} ({info['hub_node_id']})" if info["enrolled"] else "not enrolled"),
+        ("state", info["state"]),
+        ("last sync", info["last_success"] or "never"),
+        ("last attempt", info["last_attempt"] or "never"),
+        ("changes waiting", info["changes_waiting"]),
+        ("files waiting", info["files_waiting"]),
+        ("clock skew", "unknown" if skew is None else
+         f"{skew / 1000:+.1f} s (this node minus the hub)" + ("  WARNING: over 5 minutes" if info["clock_warning"]
+                                                          else "")),
+    ]
+    if info["last_error"]:
+        err = info["last_error"]
+        rows.append(("last error", f"{err.get('at', '')} [{err.get('code')}] {err.get('message')}"))
+    for label, value in rows:
+        click.echo(f"{label + ':':<17}{value}")
+
+
 @main.command("demo")
 @click.option("--data", default="var/sample", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the sample commune (created on first run).")

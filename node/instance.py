@@ -117,6 +117,7 @@ class Node:
         top = Change.select(Change.hlc).order_by(Change.hlc.desc()).limit(1).tuples().first()
         self.clock = hlc.Clock(last=hlc.Timestamp.parse(top[0]) if top else None)
         self.write_lock = threading.RLock()
+        self.on_write: Callable[[dict[str, Any]], None] | None = None  # called by store.write after each change
 
     @property
     def node_id(self) -> str:

@@ -41,6 +41,8 @@ def write(node: Node, entity: str, entity_id: str, op: str, payload: dict[str, A
     applied = apply_change(change)
     if not applied:
         log.Change.update(applied=0).where(log.Change.hash == change["hash"]).execute()
+    if node.on_write is not None:
+        node.on_write(change)  # e.g. the sync thread's nudge: cheap, never raises
     return change
 
 

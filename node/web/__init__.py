@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
+    "SYNC_BACKGROUND": True,  # sync with the hub in a background thread (when enrolled)
+    "SYNC_INTERVAL": 30,  # seconds between background syncs (also ~2 s after a local write)
 }
 HELP = {
     "DATA_DIR": "Data folder of the node (key, database, files).",
@@ -34,6 +36,8 @@ HELP = {
     "PAGE_SIZE": "Rows per page in worklists and search results.",
     "API_TOKEN_HOURS": "Hours an API bearer token stays valid.",
     "PUBLIC_URL": "Base URL printed in the QR code of receipts.",
+    "SYNC_BACKGROUND": "Sync with the hub in the background when the node is enrolled (0 to turn off).",
+    "SYNC_INTERVAL": "Seconds between background syncs with the hub.",
 }
 csrf = CSRFProtect()
 

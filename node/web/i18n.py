@@ -197,6 +197,77 @@ EN: dict[str, str] = {
         "The dossier is past its appointment. The agency will send an apology with a new date.",
     "Phương thức không được hỗ trợ cho địa chỉ này.": "Method not allowed for this address.",
     "Quá nhiều yêu cầu, vui lòng thử lại sau.": "Too many requests; try again later.",
+    # sync page (node/web/sync_views.py)
+    "Đồng bộ": "Sync",
+    "Đồng bộ với máy chủ huyện": "Sync with the district hub",
+    "Máy chủ huyện": "District hub",
+    "chưa đăng ký": "not enrolled",
+    "Mã máy": "Node id",
+    "Đồng bộ thành công lần cuối": "Last successful sync",
+    "Lần thử gần nhất": "Last attempt",
+    "chưa lần nào": "never",
+    "Thay đổi chờ gửi": "Changes waiting",
+    "Tệp chờ chuyển": "Files waiting",
+    "Độ lệch đồng hồ": "Clock offset",
+    "Lỗi gần nhất": "Last error",
+    "Đồng bộ ngay": "Sync now",
+    "Máy này chưa đăng ký với máy chủ huyện. Quản trị viên chạy lệnh: motcua node enroll --hub URL --token MÃ":
+        ("This node is not enrolled with a district hub. An administrator runs: motcua node enroll --hub URL --token "
+         "TOKEN"),
+    ("Đồng hồ của máy này lệch hơn 5 phút so với máy chủ huyện ({skew}). Hãy chỉnh lại ngày giờ của máy để thời gian "
+     "tiếp nhận và hẹn trả được ghi đúng."):
+        ("This computer's clock is more than 5 minutes off the district hub's ({skew}). Set the date and time "
+         "right so that reception and appointment times are recorded correctly."),
+    "nhanh hơn": "ahead of",
+    "chậm hơn": "behind",
+    "{m} phút {s} giây {dir} máy chủ huyện": "{m} min {s} s {dir} the district hub",
+    "Đã đồng bộ": "In sync",
+    "Mất kết nối": "Offline",
+    "Lỗi đồng bộ": "Sync error",
+    "Chưa đồng bộ": "Not synced yet",
+    "Chưa đăng ký máy chủ": "No hub enrolled",
+    "Đã đồng bộ: gửi {p} thay đổi, nhận {q} thay đổi, {u} tệp gửi lên, {d} tệp tải về.":
+        "Synced: {p} changes sent, {q} received, {u} files uploaded, {d} downloaded.",
+    "Phát hiện dữ liệu không khớp và đã tự sửa bằng cách tải lại toàn bộ.":
+        "The data did not match the hub's; it was repaired by pulling everything again.",
+    "Không kết nối được máy chủ huyện. Mọi thay đổi vẫn được lưu trên máy này và sẽ tự gửi đi khi có mạng trở lại.":
+        ("Cannot reach the district hub. Every change is kept on this computer and will be sent when the link is "
+         "back."),
+    ("Máy chủ huyện không nhận ra máy này (chưa đăng ký hoặc đăng ký đã bị xoá). Cần đăng ký lại bằng mã đăng ký "
+     "mới."):
+        ("The district hub does not know this node (never enrolled, or its enrollment was removed). Enroll it again "
+         "with a new token."),
+    "Máy chủ huyện đã thu hồi quyền đồng bộ của máy này. Hãy liên hệ quản trị viên cấp huyện.":
+        "The district hub has revoked this node. Contact the district administrator.",
+    ("Máy chủ huyện đang cách ly máy này sau khi phát hiện hai phiên bản khác nhau của cùng một thay đổi. Hãy liên "
+     "hệ quản trị viên cấp huyện."):
+        ("The district hub has quarantined this node after finding two versions of one change. Contact the district "
+         "administrator."),
+    ("Máy chủ huyện đã cách ly máy này: nhật ký thay đổi trên máy khác với bản máy chủ đang giữ (thường do khôi phục "
+     "từ bản sao lưu cũ). Đừng nhập thêm hồ sơ trên máy này; hãy liên hệ quản trị viên cấp huyện và đăng ký lại máy "
+     "như một máy mới."):
+        ("The district hub has quarantined this node: its change log differs from the hub's copy (usually after a "
+         "restore from an old backup). Do not enter more dossiers here; contact the district administrator and "
+         "enroll this computer again as a new node."),
+    ("Đồng hồ của máy này lệch quá nhiều so với máy chủ huyện nên yêu cầu bị từ chối. Hãy chỉnh lại ngày giờ của "
+     "máy."):
+        ("This computer's clock is too far off the district hub's, so requests are refused. Set the date and time "
+         "right."),
+    ("Máy chủ trả lời bằng một khoá khác với khoá đã ghi nhận khi đăng ký. Đã dừng đồng bộ để bảo vệ dữ liệu; hãy "
+     "liên hệ quản trị viên cấp huyện."):
+        ("The server answered with a key other than the one recorded at enrollment. Sync is stopped to protect the "
+         "data; contact the district administrator."),
+    ("Dữ liệu trên máy này vẫn không khớp với máy chủ huyện sau khi đã tải lại toàn bộ. Hãy báo quản trị viên cấp "
+     "huyện."):
+        ("The data on this computer still differs from the district hub's after pulling everything again. Tell the "
+         "district administrator."),
+    "Đang có một lượt đồng bộ khác chạy; hãy thử lại sau ít phút.":
+        "Another sync is running; try again in a few minutes.",
+    "Máy này chưa đăng ký với máy chủ huyện.": "This node is not enrolled with a district hub.",
+    "Máy chủ huyện không xác thực được chữ ký của máy này.": "The district hub cannot verify this node's signature.",
+    "Có lỗi trên máy này khi đồng bộ; hãy báo quản trị viên.":
+        "Something failed on this computer during sync; tell an administrator.",
+    "Máy chủ huyện từ chối đồng bộ ({code}): {message}": "The district hub refused the sync ({code}): {message}",
 }
 
 

@@ -1,0 +1,439 @@
+"""One sync with the hub as named, ordered stages with saved progress (after Morango's transfer stages).
+
+    time -> push -> files_up -> pull -> files_down -> verify_digest
+
+- time: GET /time (learn the hub's clock, check its key against the pinned one) and /sync/status (what the
+  hub holds of this node: its acknowledged seq, which also resumes a node whose local setting was lost, and
+  a fork check: a node restored from an old backup is stopped before it pushes a reused seq).
+- push: own changes after the acknowledged seq, in batches of PUSH_BATCH read by bounded queries; the new
+  acknowledged seq is committed after each batch.
+- files_up: own attachments whose change the hub acknowledged and whose file it lacks, in 256 KiB chunks,
+  resumed from the size the hub reports (HEAD).
+- pull: pages after the saved cursor until `more` is false; each page is verified and applied in ONE
+  transaction together with the new cursor, so the cursor moves only when the merge committed.
+- files_down: files of received attachments that are not here yet; a missing file never blocks a dossier
+  (it stays "waiting" and is fetched on a later sync).
+- verify_digest: the digest of every change held here (less own changes not yet acknowledged) against the
+  hub's digest of this node's scope; on a mismatch the cursor is reset and the whole scope pulled again
+  (ingest skips what is held), then compared again: "repaired", or `DigestMismatch`.
+
+Each stage commits what it finished, so an interrupted sync loses at most the batch in flight and the next
+run completes from the saved progress. Settings (through `Replica.setting`/`Replica.save`):
+
+    sync.stage          the stage under way ('' once a run ended)     sync.acked_seq   hub-acknowledged seq
+    sync.cursor         hub cursor after the last committed page      sync.repull      '1' during a re-pull
+    sync.files_up_mark  Change.id of the last own attachment handled  sync.hub_digest  the hub's digest (JSON)
+    sync.files_seen     Change.id of the last received attachment checked
+    sync.files_pending  JSON list of sha256 of received files not here yet
+    sync.last_attempt / sync.last_success (local time text), sync.last_error (JSON {code, message, stage, at}),
+    sync.clock_skew_ms (ours minus the hub's), sync.files_waiting, sync.last_result ('ok' or the error's code)
+
+No Flask here: the local side is a `Replica`, the hub a `HubClient` (both passed in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import encoding, hlc, ingest, keys, log, protocol
+from .client import HubClient, HubRefused, NodeForked
+from .errors import SyncError
+from .log import Change
+from .state import NodeRecord
+
+STAGES = ("time", "push", "files_up", "pull", "files_down", "verify_digest")
+CHUNK = 256 * 1024
+SCAN_BATCH = 500
+logger = logging.getLogger("motcua.sync")
+
+
+class DigestMismatch(SyncError):
+    """The state digests of node and hub still differ after a full re-pull of the scope."""
+
+    http_status = 409
+    code = "digest_mismatch"
+
+
+class Replica:
+    """What a sync session needs from the local replica; `node.syncer.NodeReplica` is the node's.
+
+    Settings are small text values; `save` commits them (joining a transaction already open).
+    """
+
+    node_id: str
+    key: keys.NodeKey
+    clock: hlc.Clock
+
+    def transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def apply(self, change: dict[str, Any]) -> bool:
+        """Apply a verified change received from elsewhere to the state."""
+        raise NotImplementedError
+
+    def setting(self, name: str, default: str = "") -> str:
+        raise NotImplementedError
+
+    def save(self, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def file_path(self, sha256: str) -> Path:
+        """Where the attachment file with this hash lives (whether or not it is there)."""
+        raise NotImplementedError
+
+    def now_text(self) -> str:
+        """Local time as `YYYY-MM-DD HH:MM:SS`."""
+        raise NotImplementedError
+
+
+@dataclass
+class SyncReport:
+    """What one sync moved and how it ended (`error` is None when it completed)."""
+
+    pushed: int = 0
+    pulled: int = 0
+    files_up: int = 0
+    files_down: int = 0
+    files_waiting: int = 0
+    changes_waiting: int = 0
+    digest_ok: bool | None = None
+    repaired: bool = False
+    clock_skew_ms: int | None = None
+    duration: float = 0.0
+    stage: str = ""
+    error: str | None = None
+    error_code: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        """One English line saying what moved."""
+        text = (f"pushed {self.pushed} changes, pulled {self.pulled}, uploaded {self.files_up} files, "
+                f"downloaded {self.files_down}")
+        if self.digest_ok:
+            text += "; state digest agrees with the hub" + (" (repaired by a full re-pull)" if self.repaired else "")
+        if self.files_waiting:
+            text += f"; {self.files_waiting} files still waiting"
+        return text
+
+
+def own_top(node_id: str) -> int:
+    return log.last_of(node_id)[0]
+
+
+def int_setting(replica: Replica, name: str) -> int:
+    value = replica.setting(name)
+    return int(value) if value.lstrip("-").isdigit() else 0
+
+
+def changes_waiting(replica: Replica) -> int:
+    """Own changes the hub has not acknowledged yet."""
+    return max(0, own_top(replica.node_id) - int_setting(replica, "sync.acked_seq"))
+
+
+def files_waiting(replica: Replica) -> int:
+    """Own attachment files not yet handed to the hub, plus received ones whose file is not here yet."""
+    up = (Change.select().where((Change.node_id == replica.node_id) & (Change.entity == "attachment")
+                                & (Change.id > int_setting(replica, "sync.files_up_mark"))).count())
+    return up + len(json.loads(replica.setting("sync.files_pending") or "[]"))
+
+
+class SyncSession:
+    """Run the stages against one hub; `run()` never raises for a failed sync: the report says why."""
+
+    def __init__(self, client: HubClient, replica: Replica, *, hub_node_id: str, hub_public_key: str,
+                 push_batch: int = protocol.PUSH_BATCH, pull_limit: int = protocol.PULL_LIMIT, chunk: int = CHUNK,
+                 on_stage: Callable[[str], None] | None = None, monotonic: Callable[[], float] = time.monotonic):
+        self.client, self.replica = client, replica
+        self.me = replica.node_id
+        self.hub_node_id, self.hub_public_key = hub_node_id, hub_public_key
+        self.push_batch, self.pull_limit, self.chunk = push_batch, pull_limit, chunk
+        self.on_stage = on_stage
+        self.monotonic = monotonic
+        self.report = SyncReport()
+        self.hub_digest: dict[str, Any] | None = None
+
+    def run(self) -> SyncReport:
+        """Every stage in order; progress saved as it goes; failures recorded in sync.last_error."""
+        started = self.monotonic()
+        self.report = report = SyncReport()
+        self.replica.save({"sync.last_attempt": self.replica.now_text()})
+        stage = ""
+        try:
+            for stage in STAGES:
+                self.replica.save({"sync.stage": stage})
+                if self.on_stage:
+                    self.on_stage(stage)
+                getattr(self, f"stage_{stage}")()
+        except SyncError as exc:
+            report.stage, report.exception = stage, exc
+            report.error, report.error_code = exc.message, exc.code
+            logger.info("sync failed at stage %s: %s (%s)", stage, exc.message, exc.code)  # kept in sync.last_error
+        except Exception as exc:  # a local fault (disk full, a bug): reported like the others, never hidden
+            report.stage, report.exception = stage, exc
+            report.error, report.error_code = f"{type(exc).__name__}: {exc}", "internal_error"
+            logger.exception("sync failed at stage %s", stage)
+        finally:
+            report.duration = self.monotonic() - started
+            report.changes_waiting = changes_waiting(self.replica)
+            report.files_waiting = files_waiting(self.replica)
+            done = {"sync.stage": "", "sync.files_waiting": report.files_waiting,
+                    "sync.last_result": report.error_code or "ok"}
+            if report.error is None:
+                done["sync.last_success"] = self.replica.now_text()
+            else:
+                done["sync.last_error"] = json.dumps({"code": report.error_code, "message": report.error,
+                                                      "stage": report.stage, "at": self.replica.now_text()},
+                                                     ensure_ascii=False)
+            self.replica.save(done)
+        return report
+
+    # ------------------------------------------------------------ stages
+
+    def stage_time(self) -> None:
+        self.client.hub_time()
+        skew = -(self.client.offset_ms or 0)  # this node's clock minus the hub's: positive = ahead
+        self.report.clock_skew_ms = skew
+        backlog = changes_waiting(self.replica)
+        self.client.telemetry = {"X-Motcua-Backlog": str(backlog), "X-Motcua-Clock-Skew": str(skew)}
+        held = self.client.status(backlog=backlog, clock_skew_ms=skew)
+        hub_acked = int(held.get("acked_seq") or 0)
+        top = own_top(self.me)
+        if hub_acked > top:
+            raise NodeForked(f"the hub holds this node's changes up to seq {hub_acked} but this node only up to "
+                             f"{top}: it was restored from an older backup. Do not write on it; enroll it again "
+                             "as a new node.")
+        if hub_acked:
+            row = Change.get_or_none((Change.node_id == self.me) & (Change.seq == hub_acked))
+            if row is None or (held.get("last_hash") and row.hash != held["last_hash"]):
+                raise NodeForked(f"the hub holds another change at seq {hub_acked} of this node (a fork); "
+                                 "enroll this node again as a new node.")
+        self.replica.save({"sync.clock_skew_ms": skew, "sync.acked_seq": hub_acked})
+
+    def stage_push(self) -> None:
+        acked = self._int("sync.acked_seq")
+        while True:
+            rows = list(Change.select().where((Change.node_id == self.me) & (Change.seq > acked))
+                        .order_by(Change.seq).limit(self.push_batch))
+            if not rows:
+                return
+            batch = [log.row_to_change(r) for r in rows]
+            answer = self.client.push(batch)
+            new = int(answer.get("acked_seq") or 0)
+            if new < batch[-1]["seq"]:
+                raise HubRefused("not_acknowledged", f"the hub acknowledged seq {new} after a batch ending at "
+                                 f"{batch[-1]['seq']}", 200)
+            new = batch[-1]["seq"]
+            self.replica.save({"sync.acked_seq": new})
+            self.report.pushed += new - acked
+            acked = new
+            self.client.telemetry["X-Motcua-Backlog"] = str(changes_waiting(self.replica))
+
+    def stage_files_up(self) -> None:
+        mark, acked = self._int("sync.files_up_mark"), self._int("sync.acked_seq")
+        saved = mark
+        try:
+            for row in self._attachment_changes(mark, own=True):
+                if row.seq > acked:
+                    return  # its change is not on the hub yet: files travel after the changes that mention them
+                sha = encoding.decode(row.payload).get("fields", {}).get("sha256", "")
+                path = self.replica.file_path(sha)
+                if path.exists() and _sha256_file(path) == sha:
+                    sent = self._upload(sha, path)
+                    self.report.files_up += sent
+                else:
+                    sent = 0
+                    logger.warning("attachment file %s is missing or damaged here; it cannot be uploaded", sha)
+                mark = row.id
+                if sent or mark - saved >= SCAN_BATCH:  # one commit per file sent, or per batch of checks
+                    self.replica.save({"sync.files_up_mark": mark})
+                    saved = mark
+        finally:
+            if mark != saved:
+                self.replica.save({"sync.files_up_mark": mark})
+
+    def stage_pull(self) -> None:
+        cursor = self.replica.setting("sync.cursor") or None
+        while True:
+            page = self.client.pull(cursor, self.pull_limit)
+            changes = page.get("changes") or []
+            new_cursor = page.get("cursor") or cursor
+            if not isinstance(changes, list):
+                raise HubRefused("bad_answer", "the hub's pull answer has no list of changes", 200)
+            with self.replica.transaction():
+                outcome = ingest.ingest(changes, key_for=self._key_lookup(changes), apply=self.replica.apply,
+                                        sign_check="each", gaps_allowed=True)
+                self.replica.save({"sync.cursor": new_cursor})
+            for change in outcome.stored_changes:
+                try:
+                    self.replica.clock.observe(hlc.Timestamp.parse(change["hlc"]))
+                except ValueError:  # a malformed clock on a signed change: kept, just not observed
+                    logger.warning("change %s#%s has a malformed hlc", change["node_id"], change["seq"])
+            self.report.pulled += outcome.stored
+            if not page.get("more"):
+                self.hub_digest = page.get("digest") if isinstance(page.get("digest"), dict) else None
+                return
+            if not changes and new_cursor == cursor:
+                raise HubRefused("bad_answer", "the hub says more changes wait but sends none", 200)
+            cursor = new_cursor
+
+    def stage_files_down(self) -> None:
+        seen = self._int("sync.files_seen")
+        pending: list[str] = json.loads(self.replica.setting("sync.files_pending") or "[]")
+        scanned = 0
+        for row in self._attachment_changes(seen, own=False):
+            sha = encoding.decode(row.payload).get("fields", {}).get("sha256", "")
+            if sha and sha not in pending and not self.replica.file_path(sha).exists():
+                pending.append(sha)
+            seen, scanned = row.id, scanned + 1
+            if scanned % SCAN_BATCH == 0:
+                self.replica.save({"sync.files_seen": seen, "sync.files_pending": json.dumps(pending)})
+        self.replica.save({"sync.files_seen": seen, "sync.files_pending": json.dumps(pending)})
+        for sha in list(pending):
+            if not self.replica.file_path(sha).exists():
+                try:
+                    data = self.client.get_file(sha)
+                except HubRefused as exc:
+                    if exc.status in (403, 404, 410):
+                        continue  # not on the hub yet (its node has not uploaded it): a later sync fetches it
+                    raise
+                if hashlib.sha256(data).hexdigest() != sha:
+                    logger.warning("file %s from the hub does not match its hash; asked again next sync", sha)
+                    continue
+                _write_durably(self.replica.file_path(sha), data)
+                self.report.files_down += 1
+            pending.remove(sha)
+            self.replica.save({"sync.files_pending": json.dumps(pending)})
+
+    def stage_verify_digest(self) -> None:
+        hub = self.hub_digest or self.client.status().get("digest")
+        repulling = self.replica.setting("sync.repull") == "1"
+        if hub == self.local_digest():
+            self.replica.save({"sync.hub_digest": json.dumps(hub), "sync.repull": ""})
+            self.report.digest_ok, self.report.repaired = True, repulling
+            return
+        logger.warning("state digest differs from the hub's (%s here, %s there): pulling the whole scope again",
+                       self.local_digest(), hub)
+        self.replica.save({"sync.cursor": "", "sync.repull": "1"})
+        self.hub_digest = None
+        self.stage_pull()
+        hub = self.hub_digest or self.client.status().get("digest")
+        local = self.local_digest()
+        self.replica.save({"sync.hub_digest": json.dumps(hub)})
+        if hub != local:
+            self.report.digest_ok = False
+            raise DigestMismatch(f"this node's changes ({local.get('count')}) still differ from the hub's "
+                                 f"({(hub or {}).get('count')}) after a full re-pull of the scope; "
+                                 "ask the district administrator to compare the two")
+        self.replica.save({"sync.repull": ""})
+        self.report.digest_ok, self.report.repaired = True, True
+
+    # ------------------------------------------------------------ helpers
+
+    def local_digest(self) -> dict[str, Any]:
+        """Digest of every change held here, less own changes the hub has not acknowledged yet."""
+        acked = self._int("sync.acked_seq")
+        query = (Change.select(Change.hash)
+                 .where(~((Change.node_id == self.me) & (Change.seq > acked))).tuples().iterator())
+        return protocol.digest_of(h for (h,) in query)
+
+    def _int(self, name: str) -> int:
+        return int_setting(self.replica, name)
+
+    def _attachment_changes(self, after: int, *, own: bool) -> Iterator[Change]:
+        """Attachment changes (own or received) after Change.id `after`, read in bounded batches."""
+        mine = (Change.node_id == self.me) if own else (Change.node_id != self.me)
+        while True:
+            rows = list(Change.select(Change.id, Change.seq, Change.payload)
+                        .where(mine & (Change.entity == "attachment") & (Change.id > after))
+                        .order_by(Change.id).limit(SCAN_BATCH))
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1].id
+
+    def _upload(self, sha: str, path: Path) -> int:
+        """Send the part of the file the hub lacks; 1 if bytes were sent, 0 when the hub had it all."""
+        size = path.stat().st_size
+        offset = self.client.file_size(sha)
+        if offset >= size:
+            return 0
+        realigned = 0
+        with open(path, "rb") as fh:
+            while offset < size:
+                fh.seek(offset)
+                chunk = fh.read(self.chunk)
+                try:
+                    held = self.client.put_chunk(sha, offset, chunk, total=size)
+                except HubRefused as exc:
+                    if exc.code != "offset_mismatch" or realigned >= 3:
+                        raise
+                    realigned += 1  # another upload of the same file moved on: continue from what the hub holds
+                    offset = self.client.file_size(sha)
+                    continue
+                if held <= offset:
+                    raise HubRefused("upload_stalled", f"the hub holds {held} bytes of {sha} after a chunk at "
+                                     f"{offset}", 200)
+                offset = held
+        return 1
+
+    def _key_lookup(self, changes: list[Any]) -> ingest.KeyLookup:
+        """key_for on the pull path: the pinned hub key, the key registry, or a hub-signed record in this page.
+
+        A record arriving in the same page as the first changes of its node is usable because ingest verifies
+        every change of the page (the record's hub signature included) before it applies any of them.
+        Revoked and quarantined nodes count as active here: the hub vetted their changes when they came in.
+        """
+        incoming: dict[str, str] = {}
+        for c in changes:
+            if isinstance(c, dict) and c.get("node_id") == self.hub_node_id and c.get("entity") == "node":
+                fields = (c.get("payload") or {}).get("fields") if isinstance(c.get("payload"), dict) else None
+                if isinstance(fields, dict) and isinstance(fields.get("public_key"), str):
+                    incoming[str(c.get("entity_id"))] = fields["public_key"]
+
+        def key_for(node_id: str) -> tuple[str, str]:
+            if node_id == self.hub_node_id:
+                return self.hub_public_key, "active"
+            if node_id in incoming:
+                return incoming[node_id], "active"
+            row = NodeRecord.get_or_none(NodeRecord.node_id == node_id)
+            if row is None:
+                raise ingest.UnknownNode(f"a pulled change is signed by node {node_id}, unknown to this node's "
+                                         "key registry")
+            return row.public_key, "active"
+
+        return key_for
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_durably(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+__all__ = ["STAGES", "CHUNK", "DigestMismatch", "Replica", "SyncReport", "SyncSession", "changes_waiting",
+           "files_waiting"]

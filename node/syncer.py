@@ -1,0 +1,305 @@
+"""The node's side of sync, glued to its data folder: enrollment, one sync, status, the background thread.
+
+    DIR/hub.json    the pinned hub: {"url", "hub_node_id", "hub_public_key", "record", "record_sig"}
+    DIR/sync.lock   held while a sync runs, so a CLI sync and the server's thread never overlap
+
+The stages themselves live in `node.sync.session` (pure, no Flask); the transport in `node.sync.client`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import __version__, attachments, store, timeutil
+from .instance import Node
+from .models import NodeSetting
+from .sync import encoding, keys
+from .sync.client import HubClient, HubKeyMismatch, RequestsTransport, Transport, normalise_hub_url
+from .sync.errors import SignatureInvalid, SyncError
+from .sync.session import Replica, SyncReport, SyncSession, changes_waiting, files_waiting
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (Windows: the in-process lock still holds)
+    fcntl = None  # type: ignore[assignment]
+
+HUB_FILE = "hub.json"
+LOCK_FILE = "sync.lock"
+CLOCK_WARNING_MS = 5 * 60 * 1000
+DEFAULT_INTERVAL = 30.0
+DEFAULT_DEBOUNCE = 2.0
+logger = logging.getLogger("motcua.sync")
+TransportFactory = Callable[[str], Transport]
+
+
+class NotEnrolled(SyncError):
+    http_status = 409
+    code = "not_enrolled"
+
+
+class AlreadyEnrolled(SyncError):
+    http_status = 409
+    code = "already_enrolled"
+
+
+class SyncBusy(SyncError):
+    http_status = 409
+    code = "busy"
+
+
+class NodeReplica(Replica):
+    """The session's view of a node: its transactions, merge path, settings and attachment files."""
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.node_id = node.node_id
+        self.key = node.key
+        self.clock = node.clock
+
+    def transaction(self):
+        return store.transaction(self.node)
+
+    def apply(self, change: dict[str, Any]) -> bool:
+        return store.apply_change(change)
+
+    def setting(self, name: str, default: str = "") -> str:
+        row = NodeSetting.get_or_none(NodeSetting.key == name)
+        return row.value if row is not None else default
+
+    def save(self, values: dict[str, Any]) -> None:
+        with store.transaction(self.node):
+            for name, value in values.items():
+                text = "" if value is None else str(value)
+                (NodeSetting.insert(key=name, value=text)
+                 .on_conflict(conflict_target=[NodeSetting.key], update={NodeSetting.value: text}).execute())
+
+    def file_path(self, sha256: str) -> Path:
+        return attachments.path_for(self.node, sha256)
+
+    def now_text(self) -> str:
+        return timeutil.to_text(self.node.now())
+
+
+# ---------------------------------------------------------------- the pinned hub
+
+def read_pin(node: Node) -> dict[str, Any] | None:
+    """The pinned hub of this node, or None when it was never enrolled."""
+    path = node.path / HUB_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write_pin(node: Node, pin: dict[str, Any]) -> None:
+    path = node.path / HUB_FILE
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(pin, fh, ensure_ascii=False, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def make_client(node: Node, hub_url: str, *, pin: dict[str, Any] | None = None, transport: Transport | None = None,
+                **options: Any) -> HubClient:
+    """A client for the hub at `hub_url`, signing as this node; pinned to `pin`'s key when given."""
+    return HubClient(transport or RequestsTransport(hub_url), node_id=node.node_id, key=node.key,
+                     hub_node_id=(pin or {}).get("hub_node_id"), hub_public_key=(pin or {}).get("hub_public_key"),
+                     software_version=__version__, **options)
+
+
+def enroll(node: Node, hub_url: str, token: str, *, transport: Transport | None = None) -> dict[str, Any]:
+    """Register this node's public key with the hub (one-time token) and pin the hub's key in DIR/hub.json."""
+    if read_pin(node) is not None:
+        raise AlreadyEnrolled(f"this node is already enrolled with {read_pin(node)['url']}")
+    url = normalise_hub_url(hub_url)
+    client = make_client(node, url, transport=transport, retries=2)
+    try:
+        hub = client.hub_time()
+        ident = node.identity
+        answer = client.enroll({"token": token, "node_id": ident.node_id, "public_key": ident.public_key,
+                                "unit_code": ident.unit_code, "unit_name": ident.unit_name,
+                                "software_version": __version__})
+    finally:
+        client.transport.close()
+    hub_key, record = answer.get("hub_public_key"), answer.get("record") or {}
+    if hub_key != hub.get("hub_public_key") or answer.get("hub_node_id") != hub.get("hub_node_id"):
+        raise HubKeyMismatch("the hub's enrollment answer names another key than its /time answer")
+    try:
+        keys.verify(hub_key, encoding.canonical(record), str(answer.get("record_sig", "")))
+    except (SignatureInvalid, ValueError, TypeError) as exc:
+        raise HubKeyMismatch("the hub's enrollment record is not signed by the hub's key") from exc
+    if record.get("node_id") != ident.node_id or record.get("public_key") != ident.public_key:
+        raise HubKeyMismatch("the hub's enrollment record is for another node or key")
+    _write_pin(node, {"url": url, "hub_node_id": answer["hub_node_id"], "hub_public_key": hub_key,
+                      "record": record, "record_sig": answer["record_sig"]})
+    return record
+
+
+# ---------------------------------------------------------------- one sync
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def sync_lock(node: Node, *, wait: bool = True, timeout: float = 300.0) -> Iterator[None]:
+    """Held around one sync: a lock per data folder in this process and a file lock across processes."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(str(node.path.resolve()), threading.Lock())
+    acquired = lock.acquire(timeout=timeout) if wait else lock.acquire(blocking=False)
+    if not acquired:
+        raise SyncBusy("another sync of this node is running")
+    try:
+        if fcntl is None:
+            yield
+            return
+        with open(node.path / LOCK_FILE, "a") as fh:
+            deadline = time.monotonic() + (timeout if wait else 0)
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise SyncBusy("another process is syncing this node") from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        lock.release()
+
+
+def sync_once(node: Node, *, transport: Transport | None = None, wait: bool = True, retries: int = 5,
+              **session_options: Any) -> SyncReport:
+    """Run one sync with the pinned hub; never raises for a failed sync (the report says why)."""
+    pin = read_pin(node)
+    if pin is None:
+        exc = NotEnrolled("this node is not enrolled with a hub; run `motcua node enroll` first")
+        return SyncReport(error=exc.message, error_code=exc.code, exception=exc)
+    try:
+        with sync_lock(node, wait=wait):
+            client = make_client(node, pin["url"], pin=pin, transport=transport, retries=retries)
+            try:
+                session = SyncSession(client, NodeReplica(node), hub_node_id=pin["hub_node_id"],
+                                      hub_public_key=pin["hub_public_key"], **session_options)
+                return session.run()
+            finally:
+                if transport is None:
+                    client.transport.close()
+    except SyncBusy as exc:
+        return SyncReport(error=exc.message, error_code=exc.code, exception=exc)
+
+
+def status(node: Node, *, brief: bool = False) -> dict[str, Any]:
+    """What the sync page and `motcua node status` show, read from local state only (no network).
+
+    `brief` (the header badge on every page) skips counting the files waiting.
+    """
+    pin = read_pin(node)
+    replica = NodeReplica(node)
+    skew = replica.setting("sync.clock_skew_ms")
+    skew_ms = int(skew) if skew.lstrip("-").isdigit() else None
+    try:
+        last_error = json.loads(replica.setting("sync.last_error") or "null")
+    except ValueError:
+        last_error = None
+    result = replica.setting("sync.last_result")
+    return {
+        "node_id": node.node_id, "unit_code": node.identity.unit_code, "unit_name": node.identity.unit_name,
+        "enrolled": pin is not None, "hub_url": (pin or {}).get("url", ""),
+        "hub_node_id": (pin or {}).get("hub_node_id", ""),
+        "state": "not_enrolled" if pin is None else ("never" if not result else
+                                                      "online" if result == "ok" else
+                                                      "offline" if result == "hub_unreachable" else "error"),
+        "last_result": result, "last_success": replica.setting("sync.last_success"),
+        "last_attempt": replica.setting("sync.last_attempt"), "last_error": last_error,
+        "stage": replica.setting("sync.stage"),
+        "changes_waiting": changes_waiting(replica), "files_waiting": None if brief else files_waiting(replica),
+        "clock_skew_ms": skew_ms, "clock_warning": skew_ms is not None and abs(skew_ms) > CLOCK_WARNING_MS,
+    }
+
+
+# ---------------------------------------------------------------- in the background
+
+class SyncThread(threading.Thread):
+    """Syncs every `interval` seconds and `debounce` seconds after a local write (`node.on_write`)."""
+
+    def __init__(self, node: Node, *, interval: float = DEFAULT_INTERVAL, debounce: float = DEFAULT_DEBOUNCE,
+                 transport_factory: TransportFactory | None = None):
+        super().__init__(name=f"motcua-sync-{node.node_id}", daemon=True)
+        self.node, self.interval, self.debounce = node, interval, debounce
+        self.transport_factory = transport_factory
+        self.last_report: SyncReport | None = None
+        self.runs = 0
+        self._halt = threading.Event()
+        self._wake = threading.Event()
+
+    def nudge(self, change: dict[str, Any] | None = None) -> None:
+        """Ask for a sync soon (called by store.write after each local change; must stay cheap)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self.node.on_write = self.nudge
+        self._wake.set()  # a first sync soon after start
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the sync under way, if any; unhook from the node."""
+        if self.node.on_write == self.nudge:
+            self.node.on_write = None
+        self._halt.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                woke = self._wake.wait(self.interval)
+                if self._halt.is_set():
+                    return
+                if woke and self._settle():
+                    return
+                self._sync()
+        finally:
+            if not self.node.db.is_closed():
+                self.node.db.close()  # this thread's connection only (peewee keeps one per thread)
+
+    def _settle(self) -> bool:
+        """Let a burst of writes finish (at most `interval`); True when asked to stop meanwhile."""
+        deadline = time.monotonic() + self.interval
+        while True:
+            self._wake.clear()
+            if self._halt.wait(self.debounce):
+                return True
+            if not self._wake.is_set() or time.monotonic() >= deadline:
+                return False
+
+    def _sync(self) -> None:
+        try:
+            pin = read_pin(self.node)
+            transport = self.transport_factory(pin["url"]) if (pin and self.transport_factory) else None
+            self.last_report = sync_once(self.node, transport=transport, wait=False, retries=2)
+        except Exception:  # the thread must outlive any one failure
+            logger.exception("background sync failed")
+        self.runs += 1
+
+
+def start_background(node: Node, *, interval: float = DEFAULT_INTERVAL, **options: Any) -> SyncThread | None:
+    """Start the background sync when the node is enrolled; None otherwise."""
+    if read_pin(node) is None:
+        return None
+    thread = SyncThread(node, interval=interval, **options)
+    thread.start()
+    return thread
