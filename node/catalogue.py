@@ -188,7 +188,19 @@ def set_calendar_day(node: Node, day: date, kind: str, name: str = "", author: s
     store.write(node, "calendar_day", day.isoformat(), "put", {"fields": {"kind": kind, "name": name}}, author)
 
 
+_calendars: dict[int, WorkCalendar] = {}
+
+
 def work_calendar() -> WorkCalendar:
-    """The node's calendar as it stands now (seed plus the administrator's edits)."""
-    overrides = {date.fromisoformat(r.day): r.kind for r in CalendarDay.select() if r.kind != "normal"}
-    return WorkCalendar(overrides)
+    """The node's calendar as it stands now (seed plus the administrator's edits), cached per database
+    until a calendar change is applied (`forget_calendar`)."""
+    key = id(CalendarDay._meta.database.obj)
+    cal = _calendars.get(key)
+    if cal is None:
+        overrides = {date.fromisoformat(r.day): r.kind for r in CalendarDay.select() if r.kind != "normal"}
+        cal = _calendars[key] = WorkCalendar(overrides)
+    return cal
+
+
+def forget_calendar() -> None:
+    _calendars.clear()

@@ -95,7 +95,9 @@ def search(text: str, page: int = 1, size: int = 50) -> Page:
         number = check_id_number(digits).number
         query = Dossier.select().where(Dossier.applicant_id_number == number)
     elif CODE_LIKE.match(text) and "-" in text:
-        query = Dossier.select().where(Dossier.code.startswith(text.upper()))
+        prefix = text.upper()
+        # A range, not LIKE: SQLite's LIKE ignores case and so cannot use the code index.
+        query = Dossier.select().where((Dossier.code >= prefix) & (Dossier.code < prefix + "\uffff"))
     else:
         match = fts_query(text)
         if match is None:
@@ -103,8 +105,10 @@ def search(text: str, page: int = 1, size: int = 50) -> Page:
         db = Dossier._meta.database
         total = db.execute_sql("SELECT count(*) FROM dossier_fts WHERE dossier_fts MATCH ?", (match,)).fetchone()[0]
         ids = [r[0] for r in db.execute_sql(
+            # Newest first by rowid (arrival order): sorting tens of thousands of hits for a common family
+            # name by received_at would cost more than the whole search budget.
             "SELECT d.id FROM dossier_fts f JOIN dossier d ON d.rowid = f.rowid WHERE dossier_fts MATCH ? "
-            "ORDER BY d.received_at DESC LIMIT ? OFFSET ?", (match, size, (max(1, page) - 1) * size)).fetchall()]
+            "ORDER BY f.rowid DESC LIMIT ? OFFSET ?", (match, size, (max(1, page) - 1) * size)).fetchall()]
         by_id = {d.id: d for d in Dossier.select().where(Dossier.id.in_(ids))} if ids else {}
         return Page([by_id[i] for i in ids], total, page, size)
     total = query.count()

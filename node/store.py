@@ -49,6 +49,10 @@ def write(node: Node, entity: str, entity_id: str, op: str, payload: dict[str, A
 def apply_change(change: dict[str, Any]) -> bool:
     """Apply a (verified) change to the state and keep the node's search index in step."""
     applied = merge.apply(change)
+    if change["entity"] == "calendar_day":
+        from .catalogue import forget_calendar
+
+        forget_calendar()
     if change["entity"] == "dossier" and change["op"] in ("create", "update"):
         fields = change["payload"].get("fields") or change["payload"].get("set") or {}
         if "applicant_name" in fields:

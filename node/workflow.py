@@ -263,7 +263,7 @@ def validate_reception(data: dict[str, Any], now: datetime, lang: str = "vi") ->
 def next_code(node: Node, when: datetime) -> str:
     """`{unit}-{yyMMdd}-{NNNN}`: a per-node daily counter, unique without coordination."""
     prefix = f"{node.identity.unit_code}-{when:%y%m%d}-"
-    top = (Dossier.select(Dossier.code).where(Dossier.code.startswith(prefix))
+    top = (Dossier.select(Dossier.code).where((Dossier.code >= prefix) & (Dossier.code < prefix + "\uffff"))
            .order_by(Dossier.code.desc()).limit(1).scalar())
     n = int(top[len(prefix):]) + 1 if top else 1
     return f"{prefix}{n:04d}"
