@@ -5,7 +5,6 @@ Errors become one line on stderr and a non-zero exit status.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -265,36 +264,19 @@ def node_status(data) -> None:
 
 @main.command("demo")
 @click.option("--data", default="var/sample", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the sample commune (created on first run).")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port for the node.")
-def demo(data, port) -> None:
-    """Start a sample commune on 127.0.0.1 (created on first use) and print its URL and logins."""
-    from . import catalogue, sample as sample_mod
-    from .instance import Node, init_data_dir
+              help="Folder for the sample hub and communes (created on first use).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port of the first commune (the second: +1).")
+@click.option("--hub-port", default=8090, show_default=True, type=int, help="Port of the hub.")
+def demo(data, port, hub_port) -> None:
+    """Start a hub and two sample communes on 127.0.0.1, enrolled and syncing; print URLs and logins."""
+    from . import demo as demo_mod
 
-    path = Path(data)
-    if not (path / "node.json").exists():
-        click.echo(f"Creating the sample commune in {path} (about a minute)...")
-        init_data_dir(path, unit_code=sample_mod.UNIT_CODE, unit_name=sample_mod.UNIT_NAME,
-                      province_name=sample_mod.PROVINCE, unit_address=sample_mod.ADDRESS)
-        node_ = Node(path)
-        catalogue.seed(node_)
-        sample_mod.create_sample(node_)
-        node_.close()
-    click.echo("")
-    click.echo(f"  Sample commune: {sample_mod.UNIT_NAME}")
-    click.echo(f"  Open http://127.0.0.1:{port}/  (public lookup: http://127.0.0.1:{port}/tra-cuu)")
-    click.echo("  Logins (username / password):")
-    for username, password, role in sample_mod.CREDENTIALS:
-        click.echo(f"    {role:<12} {username} / {password}")
-    click.echo("  Ctrl+C stops it.")
-    os.environ.setdefault(DATA_ENV, str(path))
-    from waitress import serve
+    demo_mod.run(Path(data), port, hub_port)
 
-    from .web import create_app
 
-    serve(create_app({"DATA_DIR": str(path)}), host="127.0.0.1", port=port, threads=8, ident="motcua")
+from central.cli import register as register_hub  # noqa: E402  (the hub's commands: `motcua hub ...`)
 
+register_hub(main)
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,7 @@ PLAN = [(wf.RETURNED, 120), (wf.READY, 25), (wf.PROCESSING, 55), (wf.ACCEPTED, 1
         (wf.PAYMENT, 10), (wf.NEW, 15), (wf.REFUSED, 8), (wf.WITHDRAWN, 10), (wf.STOPPED, 8)]
 
 
-def _person(rng: random.Random) -> dict:
+def _person(rng: random.Random, commune: str = "xã Tân Cương") -> dict:
     female = rng.random() < 0.5
     name = " ".join([rng.choice(FAMILY), rng.choice(MIDDLE_F if female else MIDDLE_M),
                      rng.choice(GIVEN_F if female else GIVEN_M)])
@@ -52,7 +52,7 @@ def _person(rng: random.Random) -> dict:
     return {
         "applicant_name": name, "applicant_id_number": id_number, "applicant_birth_date": birth,
         "applicant_gender": "female" if female else "male",
-        "applicant_address": f"{rng.choice(HAMLETS)}, xã Tân Cương",
+        "applicant_address": f"{rng.choice(HAMLETS)}, {commune}",
         "applicant_phone": f"09{rng.randint(10000000, 99999999)}",
     }
 
@@ -95,7 +95,8 @@ def _one(node, rng, officers, procs, cal, end, target, i) -> None:
     when = min(when, end - timedelta(minutes=5))
     slow = [p for p in procs if p.time_kind != "same_day"]
     proc = rng.choice(slow if running or overdue_case else procs)
-    body = dict(_person(rng), procedure_code=proc.code, sets=1, pages=rng.randint(1, 6))
+    commune = node.identity.unit_name.removeprefix("UBND ").strip()
+    body = dict(_person(rng, commune), procedure_code=proc.code, sets=1, pages=rng.randint(1, 6))
     online = target in (wf.NEW, wf.REFUSED) or rng.random() < 0.15
     _at(node, when)
     d, _ = wf.receive_dossier(node, None if online else rec, body, online=online)

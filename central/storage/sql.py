@@ -1,0 +1,351 @@
+"""The storage contract implemented once with peewee; backends add the connection and the lock.
+
+Every query is built with peewee (parameters bound by the driver), so the same code runs on SQLite and
+PostgreSQL. The synced models and `merge.apply` are the node's own: the hub is a replica like any other.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from collections.abc import Iterator
+
+import orjson
+import peewee as pw
+
+from node.sync import encoding, hlc, ingest, log, merge
+from node.sync.errors import ChangeNotApplicable
+from node.sync.log import Change
+from node.sync.protocol import digest_of
+from node.sync.state import SYNCED_MODELS, Attachment, Dossier, NodeRecord, database
+from node.timeutil import to_text
+
+from ..errors import AlreadyEnrolled, NotFound, OutOfScope, RegistryWriteRefused, RequestRefused, TokenRefused
+from ..models import HUB_MODELS, ChangeScope, EnrollmentToken, ForkRecord, HubUser, NodeStatus
+from ..scoping import scopes_for
+from . import DEFAULT_MAX_PULL, HubSigner, HubStorage, PullPage, PushResult
+
+ALL_MODELS = SYNCED_MODELS + [Change] + HUB_MODELS
+RECORD_FIELDS = ("node_id", "public_key", "kind", "unit_code", "unit_name", "scope", "status", "enrolled_at",
+                 "revoked_at")
+STATUS_FIELDS = ("last_seen", "acked_seq", "last_hash", "clock_skew_ms", "software_version", "backlog_reported")
+OBSERVE_AHEAD_MS = 5 * 60 * 1000  # a pushed HLC further ahead of our wall clock does not drag our clock
+
+
+class SQLStorage(HubStorage):
+    """Shared implementation; subclasses define `make_database()` and may override `serialise()`."""
+
+    def __init__(self, url: str, signer: HubSigner | None = None):
+        self.url = url
+        self.signer = signer
+        self.db = self.make_database()
+
+    # ------------------------------------------------------------ backend hooks
+    def make_database(self) -> pw.Database:
+        raise NotImplementedError
+
+    def serialise(self) -> None:
+        """Called first inside every write transaction: take the cross-process write lock."""
+
+    # ------------------------------------------------------------ lifecycle
+    def connect(self) -> None:
+        database.initialize(self.db)
+        self.db.connect(reuse_if_open=True)
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    def create_schema(self) -> None:
+        with self.db.atomic():
+            self.db.create_tables(ALL_MODELS, safe=True)
+
+    def drop_schema(self) -> None:
+        self.db.drop_tables(ALL_MODELS, safe=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self.db.in_transaction():
+            yield
+            return
+        with self.db.atomic():
+            self.serialise()
+            yield
+
+    def _signer(self) -> HubSigner:
+        if self.signer is None:
+            raise RuntimeError("this storage was opened without the hub's key; it cannot write hub changes")
+        return self.signer
+
+    # ------------------------------------------------------------ the change log
+    def ingest_push(self, node_id: str, changes: list[dict[str, Any]], *, now: datetime) -> PushResult:
+        for change in changes:
+            if not isinstance(change, dict):
+                continue  # the shape check in ingest names it
+            if change.get("node_id") != node_id:
+                raise RequestRefused(f"a push may only carry the pushing node's own changes; "
+                                     f"got one of {change.get('node_id')!r} (relay not allowed yet)",
+                                     code="relay_not_allowed")
+            if change.get("entity") == "node":
+                raise RegistryWriteRefused(f"{node_id}#{change.get('seq')} writes the key registry, which only "
+                                           f"the hub may write", change_ref=change.get("hash"))
+        record = self.node_record(node_id)
+        allowed = {u for u in (record or {}).get("scope", "").split(",") if u}
+        applier = _ScopedApply(changes, self.signer.node_id if self.signer else "", allowed)
+        try:
+            with self.transaction():
+                outcome = ingest.ingest(changes, key_for=self.key_for, apply=applier, sign_check="last",
+                                        gaps_allowed=False)
+                self._scope(outcome.stored_changes, applier.scopes)
+                seq, last_hash = log.last_of(node_id)
+                self._upsert_status(node_id, {"acked_seq": seq, "last_hash": last_hash, "last_seen": to_text(now)})
+        except ingest.ForkDetected as fork:
+            fork.fork_id = self._record_fork(fork, now)  # type: ignore[attr-defined]
+            raise
+        self._observe(outcome.stored_changes)
+        return PushResult(seq, last_hash, outcome.stored, outcome.skipped)
+
+    def _observe(self, changes: list[dict[str, Any]]) -> None:
+        if not changes or self.signer is None:
+            return
+        top = max(hlc.Timestamp.parse(c["hlc"]) for c in changes)
+        if top.ms <= hlc.wall_ms() + OBSERVE_AHEAD_MS:
+            self.signer.clock.observe(top)
+
+    def _record_fork(self, fork: ingest.ForkDetected, now: datetime) -> int:
+        incoming, held = fork.incoming, fork.held
+        public, _ = self.key_for(incoming["node_id"])
+        # A change that does not verify on its own is tampering, not a fork: refuse it, quarantine nobody.
+        log.verify_change(incoming, public)
+        with self.transaction():
+            fork_id = ForkRecord.insert(
+                node_id=incoming["node_id"], seq=incoming["seq"], detected_at=to_text(now),
+                held=orjson.dumps(held, option=orjson.OPT_SORT_KEYS).decode(),
+                incoming=orjson.dumps(incoming, option=orjson.OPT_SORT_KEYS).decode(),
+            ).execute()
+            self.set_node_status(incoming["node_id"], "quarantined", now=now)
+        return int(fork_id)
+
+    def _scope(self, changes: list[dict[str, Any]], known: dict[str, str] | None = None) -> None:
+        """Write each change's ChangeScope (`known`: scopes already computed, by change hash)."""
+        if not changes:
+            return
+        if known and all(c["hash"] in known for c in changes):
+            scopes = [known[c["hash"]] for c in changes]
+        else:
+            scopes = scopes_for(changes, self.signer.node_id if self.signer else "")
+        by_key = {(c["node_id"], c["seq"]): s for c, s in zip(changes, scopes, strict=True)}
+        rows = []
+        for node_id in {c["node_id"] for c in changes}:
+            seqs = [c["seq"] for c in changes if c["node_id"] == node_id]
+            query = (Change.select(Change.id, Change.seq)
+                     .where((Change.node_id == node_id) & (Change.seq >= min(seqs)) & (Change.seq <= max(seqs)))
+                     .tuples())
+            rows += [{"change_id": cid, "scope": by_key[(node_id, seq)]} for cid, seq in query
+                     if (node_id, seq) in by_key]
+        for i in range(0, len(rows), 500):
+            ChangeScope.insert_many(rows[i:i + 500]).execute()
+
+    def write_change(self, entity: str, entity_id: str, op: str, payload: dict[str, Any],
+                     author: str = "") -> dict[str, Any]:
+        signer = self._signer()
+        with self.transaction():
+            last = (Change.select(Change.hlc).where(Change.node_id == signer.node_id)
+                    .order_by(Change.seq.desc()).limit(1).scalar())
+            if last:  # another hub process may have written since: stay ahead of it
+                signer.clock.observe(hlc.Timestamp.parse(last))
+            change = log.append(key=signer.key, node_id=signer.node_id, clock=signer.clock, entity=entity,
+                                entity_id=entity_id, op=op, payload=payload, author=author)
+            if not merge.apply(change):
+                Change.update(applied=0).where(Change.hash == change["hash"]).execute()
+            self._scope([change])
+        return change
+
+    def pull(self, node_id: str, scopes: list[str], after: int, limit: int = DEFAULT_MAX_PULL) -> PullPage:
+        # The top is read first: rows above it are left for the next pull, so the cursor never passes a
+        # row this query could not see.
+        top = ChangeScope.select(pw.fn.MAX(ChangeScope.change_id)).where(ChangeScope.scope.in_(scopes)).scalar()
+        top = max(top or 0, after)
+        query = (Change.select().join(ChangeScope, on=(ChangeScope.change_id == Change.id))
+                 .where(ChangeScope.scope.in_(scopes) & (Change.id > after) & (Change.id <= top)
+                        & (Change.node_id != node_id))
+                 .order_by(Change.id).limit(limit + 1))
+        rows = list(query)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        position = rows[-1].id if more else top
+        return PullPage([log.row_to_change(r) for r in rows], position, more)
+
+    def digest(self, scopes: list[str]) -> dict[str, Any]:
+        query = (Change.select(Change.hash).join(ChangeScope, on=(ChangeScope.change_id == Change.id))
+                 .where(ChangeScope.scope.in_(scopes)).tuples())
+        return digest_of(h for (h,) in query.iterator())
+
+    def held(self, node_id: str) -> tuple[int, str]:
+        return log.last_of(node_id)
+
+    def change_count(self) -> int:
+        return Change.select().count()
+
+    # ------------------------------------------------------------ attachments
+    def file_size(self, sha256: str) -> int | None:
+        return Attachment.select(Attachment.size).where(Attachment.sha256 == sha256).limit(1).scalar()
+
+    def file_in_scope(self, sha256: str, units: list[str]) -> bool:
+        return (Attachment.select(Attachment.id).join(Dossier, on=(Dossier.id == Attachment.dossier_id))
+                .where((Attachment.sha256 == sha256) & Dossier.unit_code.in_(units)).exists())
+
+    # ------------------------------------------------------------ the key registry
+    def key_for(self, node_id: str) -> tuple[str, str]:
+        row = (NodeRecord.select(NodeRecord.public_key, NodeRecord.status)
+               .where(NodeRecord.node_id == node_id).tuples().first())
+        if row is None:
+            raise ingest.UnknownNode(f"node {node_id} is not enrolled at this hub")
+        return row[0], row[1]
+
+    def node_record(self, node_id: str) -> dict[str, Any] | None:
+        row = NodeRecord.select().where(NodeRecord.node_id == node_id).dicts().first()
+        return dict(row) if row else None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        status_cols = [getattr(NodeStatus, f) for f in STATUS_FIELDS]
+        query = (NodeRecord.select(NodeRecord, *status_cols)
+                 .join(NodeStatus, pw.JOIN.LEFT_OUTER, on=(NodeStatus.node_id == NodeRecord.node_id))
+                 .order_by(NodeRecord.unit_code, NodeRecord.enrolled_at).dicts())
+        return [dict(r) for r in query]
+
+    def units_served(self) -> set[str]:
+        units: set[str] = set()
+        for (scope,) in NodeRecord.select(NodeRecord.scope).where(
+                (NodeRecord.status == "active") & (NodeRecord.kind != "hub")).tuples():
+            units.update(u for u in scope.split(",") if u)
+        return units
+
+    def set_node_status(self, node_id: str, status: str, *, now: datetime) -> dict[str, Any]:
+        if status not in ("active", "revoked", "quarantined"):
+            raise ValueError(status)
+        with self.transaction():
+            record = self.node_record(node_id)
+            if record is None:
+                raise NotFound(f"no node {node_id} is enrolled at this hub")
+            record = {k: record.get(k) or "" for k in RECORD_FIELDS}
+            record["status"] = status
+            if status == "revoked":
+                record["revoked_at"] = to_text(now)
+            self.write_change("node", node_id, "put", {"fields": record}, author="hub-admin")
+        return record
+
+    # ------------------------------------------------------------ enrollment tokens
+    def add_token(self, token_hash: str, scope: list[str], kind: str, *, now: datetime,
+                  expires_at: datetime) -> None:
+        with self.transaction():
+            EnrollmentToken.insert(token_hash=token_hash, scope=",".join(scope), kind=kind,
+                                   created_at=to_text(now), expires_at=to_text(expires_at)).execute()
+
+    def tokens(self) -> list[dict[str, Any]]:
+        query = EnrollmentToken.select().order_by(EnrollmentToken.created_at.desc()).dicts()
+        return [dict(r) for r in query]
+
+    def enroll(self, token_hash: str, record: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+        with self.transaction():
+            token = EnrollmentToken.select().where(EnrollmentToken.token_hash == token_hash).first()
+            if token is None:
+                raise TokenRefused("this enrollment token is unknown at this hub", code="token_unknown")
+            if token.used_at:
+                raise TokenRefused(f"this enrollment token was already used on {token.used_at}; "
+                                   f"ask the district administrator for a new one", code="token_used")
+            if token.expires_at <= to_text(now):
+                raise TokenRefused(f"this enrollment token expired on {token.expires_at}; "
+                                   f"ask the district administrator for a new one", code="token_expired")
+            scope = [u for u in token.scope.split(",") if u]
+            if record["unit_code"] not in scope:
+                raise TokenRefused(f"this token enrolls a node for {', '.join(scope)}, not for "
+                                   f"{record['unit_code']}", code="token_scope")
+            if self.node_record(record["node_id"]) is not None:
+                raise AlreadyEnrolled(f"node {record['node_id']} is already enrolled; a new installation "
+                                      f"needs a new node id")
+            fields = {k: record.get(k, "") for k in ("node_id", "public_key", "unit_code", "unit_name")}
+            fields.update(kind=token.kind, scope=token.scope, status="active", enrolled_at=to_text(now),
+                          revoked_at="")
+            self.write_change("node", record["node_id"], "put", {"fields": fields}, author="enroll")
+            EnrollmentToken.update(used_at=to_text(now), used_by=record["node_id"]).where(
+                EnrollmentToken.token_hash == token_hash).execute()
+        return fields
+
+    # ------------------------------------------------------------ observations
+    def _upsert_status(self, node_id: str, values: dict[str, Any]) -> None:
+        values = {k: v for k, v in values.items() if k in STATUS_FIELDS}
+        if not values:
+            return
+        NodeStatus.insert(node_id=node_id, **values).on_conflict(
+            conflict_target=[NodeStatus.node_id], update=values).execute()
+
+    def touch_node(self, node_id: str, **observed: Any) -> None:
+        with self.db.atomic():
+            self._upsert_status(node_id, observed)
+
+    def node_status(self, node_id: str) -> dict[str, Any] | None:
+        row = NodeStatus.select().where(NodeStatus.node_id == node_id).dicts().first()
+        return dict(row) if row else None
+
+    # ------------------------------------------------------------ forks
+    def forks(self, open_only: bool = True) -> list[dict[str, Any]]:
+        query = ForkRecord.select().order_by(ForkRecord.id.desc())
+        if open_only:
+            query = query.where(ForkRecord.resolved == 0)
+        return [_fork_dict(r) for r in query.dicts()]
+
+    def fork(self, fork_id: int) -> dict[str, Any] | None:
+        row = ForkRecord.select().where(ForkRecord.id == fork_id).dicts().first()
+        return _fork_dict(row) if row else None
+
+    # ------------------------------------------------------------ administrators
+    def add_user(self, username: str, full_name: str, password_hash: str, roles: str = "admin") -> None:
+        with self.transaction():
+            HubUser.insert(username=username, full_name=full_name, password_hash=password_hash,
+                           roles=roles).on_conflict(conflict_target=[HubUser.username],
+                                                    update={"full_name": full_name, "password_hash": password_hash,
+                                                            "roles": roles}).execute()
+
+    def user(self, username: str) -> dict[str, Any] | None:
+        row = HubUser.select().where(HubUser.username == username).dicts().first()
+        return dict(row) if row else None
+
+
+class _ScopedApply:
+    """The `apply` given to ingest for a push: before the first change is applied (every change of the
+    batch has been verified by then), scope the whole batch and refuse it if one change writes data of a
+    unit outside the pushing node's scope; then apply each change."""
+
+    def __init__(self, changes: list[dict[str, Any]], hub_node_id: str, allowed: set[str]):
+        self.changes, self.hub_node_id, self.allowed = changes, hub_node_id, allowed
+        self.scopes: dict[str, str] | None = None
+
+    def __call__(self, change: dict[str, Any]) -> bool:
+        if self.scopes is None:
+            scopes = scopes_for(self.changes, self.hub_node_id)
+            for c, scope in zip(self.changes, scopes, strict=True):
+                if scope not in self.allowed:
+                    raise OutOfScope(f"{c['node_id']}#{c['seq']} writes data of unit {scope}, outside this "
+                                     f"node's scope ({', '.join(sorted(self.allowed)) or 'none'})",
+                                     change_ref=c["hash"])
+            self.scopes = {c["hash"]: s for c, s in zip(self.changes, scopes, strict=True)}
+        return _apply(change)
+
+
+def _apply(change: dict[str, Any]) -> bool:
+    """merge.apply, with a database refusal (a NOT NULL column missing...) named as the change's fault."""
+    try:
+        return merge.apply(change)
+    except pw.IntegrityError as exc:
+        # The transaction is rolled back whole by the caller; no savepoint needed.
+        raise ChangeNotApplicable(f"{change['node_id']}#{change['seq']} cannot be applied: "
+                                  f"{str(exc).splitlines()[0]}", change_ref=change.get("hash")) from exc
+
+
+def _fork_dict(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["held"] = encoding.decode(row["held"])
+    out["incoming"] = encoding.decode(row["incoming"])
+    return out
