@@ -15,7 +15,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 
 from .. import catalogue, store, timeutil, users
 from ..deadlines import DAY_OFF, NORMAL, WORKING_DAY, WorkCalendar
-from ..errors import NodeError, NotFound, ValidationFailed
+from ..errors import NodeError, NotFound, ValidationFailed, field_messages
 from ..sync.state import CalendarDay, User
 from ..text import nfc
 from . import current_node
@@ -89,7 +89,7 @@ def create_user():
         users.create_user(current_node(), username, full_name, roles, password, author=g.officer.id)
     except ValidationFailed as exc:
         flash(exc.message(lang()), "error")
-        return _users_page(exc.fields, "new", values, 422)
+        return _users_page(field_messages(exc.fields, lang()), "new", values, 422)
     flash(_("Đã thêm người dùng {username}.", username=username.lower()), "success")
     return redirect(url_for("admin.users")), 303
 
@@ -132,7 +132,7 @@ def update_user(user_id: str):
         users.update_user(current_node(), user_id, author=g.officer.id, **changes)
     except ValidationFailed as exc:
         flash(exc.message(lang()), "error")
-        return _users_page(exc.fields, user_id, values, 422)
+        return _users_page(field_messages(exc.fields, lang()), user_id, values, 422)
     flash(_("Đã lưu người dùng {username}.", username=row.username), "success")
     return redirect(url_for("admin.users")), 303
 

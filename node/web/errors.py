@@ -9,7 +9,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import NodeError
+from ..errors import NodeError, field_messages
 from ..sync.errors import SyncError
 from .i18n import gettext as _, lang
 
@@ -42,7 +42,7 @@ def render_error(status: int, code: str, message: str, fields: dict | None = Non
 def init_app(app: Flask) -> None:
     @app.errorhandler(NodeError)
     def node_error(exc: NodeError):
-        return render_error(exc.http_status, exc.code, exc.message(lang()), exc.fields)
+        return render_error(exc.http_status, exc.code, exc.message(lang()), field_messages(exc.fields, lang()))
 
     @app.errorhandler(SyncError)
     def sync_error(exc: SyncError):

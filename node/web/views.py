@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 
 from .. import attachments, catalogue, queries, store, users, workflow as wf
-from ..errors import ValidationFailed
+from ..errors import ValidationFailed, field_messages
 from ..sync.state import DossierEvent, User
 from . import current_node
 from .auth import login_required
@@ -77,7 +77,7 @@ def counter():
                 for name, blob, mime in uploads:
                     attachments.attach(node, dossier.id, name, blob, mime, g.officer.id)
         except ValidationFailed as exc:
-            errors = exc.fields or {"_": exc.message(lang())}
+            errors = field_messages(exc.fields, lang()) or {"_": exc.message(lang())}
             flash(exc.message(lang()), "error")
         else:
             flash(_("Đã tiếp nhận hồ sơ") + f" {dossier.code}", "success")
@@ -138,7 +138,7 @@ def act(code: str, name: str):
     try:
         d = wf.perform(node, g.officer, code, name, params, lang())
     except ValidationFailed as exc:
-        flash(exc.message(lang()) + " " + " ".join(exc.fields.values()), "error")
+        flash(exc.message(lang()) + " " + " ".join(field_messages(exc.fields, lang()).values()), "error")
         return redirect(url_for("views.dossier", code=code)), 303
     flash(_("Đã lưu."), "success")
     return redirect(url_for("views.dossier", code=d.code)), 303
