@@ -192,6 +192,11 @@ def hub_submit(data, unit, procedure, applicant_name, id_number, birth_date, add
     click.echo(result["code"])
 
 
+from .bundle_cli import register as register_bundles  # noqa: E402  (`motcua hub import/export`)
+
+register_bundles(hub_group)
+
+
 def register(main: click.Group) -> None:
     """Add `motcua hub ...` to the main command group."""
     main.add_command(hub_group)

@@ -278,5 +278,9 @@ from central.cli import register as register_hub  # noqa: E402  (the hub's comma
 
 register_hub(main)
 
+from .bundle_cli import register as register_bundles  # noqa: E402  (`motcua node export/import`)
+
+register_bundles(node)
+
 if __name__ == "__main__":
     main()
