@@ -3,6 +3,9 @@
     DIR/hub.json    the pinned hub: {"url", "hub_node_id", "hub_public_key", "record", "record_sig"}
     DIR/sync.lock   held while a sync runs, so a CLI sync and the server's thread never overlap
 
+$MOTCUA_HUB_URL, when set, replaces the pinned URL for syncs (a hub that moved, a relay or a test proxy);
+the hub's key is still checked against the pinned one, so it cannot redirect a node to another hub.
+
 The stages themselves live in `node.sync.session` (pure, no Flask); the transport in `node.sync.client`.
 """
 
@@ -33,6 +36,7 @@ except ImportError:  # pragma: no cover (Windows: the in-process lock still hold
 
 HUB_FILE = "hub.json"
 LOCK_FILE = "sync.lock"
+HUB_URL_ENV = "MOTCUA_HUB_URL"
 CLOCK_WARNING_MS = 5 * 60 * 1000
 DEFAULT_INTERVAL = 30.0
 DEFAULT_DEBOUNCE = 2.0
@@ -144,6 +148,11 @@ def enroll(node: Node, hub_url: str, token: str, *, transport: Transport | None 
     return record
 
 
+def hub_url(pin: dict[str, Any]) -> str:
+    """Where to reach the pinned hub: $MOTCUA_HUB_URL when set, else the URL given at enrollment."""
+    return normalise_hub_url(os.environ.get(HUB_URL_ENV) or pin["url"])
+
+
 # ---------------------------------------------------------------- one sync
 
 _LOCKS: dict[str, threading.Lock] = {}
@@ -189,7 +198,7 @@ def sync_once(node: Node, *, transport: Transport | None = None, wait: bool = Tr
         return SyncReport(error=exc.message, error_code=exc.code, exception=exc)
     try:
         with sync_lock(node, wait=wait):
-            client = make_client(node, pin["url"], pin=pin, transport=transport, retries=retries)
+            client = make_client(node, hub_url(pin), pin=pin, transport=transport, retries=retries)
             try:
                 session = SyncSession(client, NodeReplica(node), hub_node_id=pin["hub_node_id"],
                                       hub_public_key=pin["hub_public_key"], **session_options)
@@ -289,7 +298,7 @@ class SyncThread(threading.Thread):
     def _sync(self) -> None:
         try:
             pin = read_pin(self.node)
-            transport = self.transport_factory(pin["url"]) if (pin and self.transport_factory) else None
+            transport = self.transport_factory(hub_url(pin)) if (pin and self.transport_factory) else None
             self.last_report = sync_once(self.node, transport=transport, wait=False, retries=2)
         except Exception:  # the thread must outlive any one failure
             logger.exception("background sync failed")

@@ -144,8 +144,8 @@ class SQLStorage(HubStorage):
                      .tuples())
             rows += [{"change_id": cid, "scope": by_key[(node_id, seq)]} for cid, seq in query
                      if (node_id, seq) in by_key]
-        for i in range(0, len(rows), 500):
-            ChangeScope.insert_many(rows[i:i + 500]).execute()
+        # One executemany of a statement built once (building 500-row inserts with peewee cost ~20% of ingest).
+        merge.insert_rows(ChangeScope, ("change_id", "scope"), [(r["change_id"], r["scope"]) for r in rows])
 
     def write_change(self, entity: str, entity_id: str, op: str, payload: dict[str, Any],
                      author: str = "") -> dict[str, Any]:
@@ -253,6 +253,11 @@ class SQLStorage(HubStorage):
             if token is None:
                 raise TokenRefused("this enrollment token is unknown at this hub", code="token_unknown")
             if token.used_at:
+                held = self.node_record(record["node_id"]) if token.used_by == record["node_id"] else None
+                if held is not None and held["public_key"] == record["public_key"]:
+                    # The same node and key again: a retry whose first answer was lost on the way. Answer
+                    # the record held, or the node could never pin the hub (its id is enrolled already).
+                    return {k: held.get(k) or "" for k in RECORD_FIELDS}
                 raise TokenRefused(f"this enrollment token was already used on {token.used_at}; "
                                    f"ask the district administrator for a new one", code="token_used")
             if token.expires_at <= to_text(now):

@@ -9,11 +9,14 @@ held with another hash is a fork (`ForkDetected`, carrying both versions).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import keys, log
+from . import keys, log, merge
 from .errors import ChainBroken, HashMismatch, SequenceGap, SignatureInvalid, SyncError
 from .protocol import check_change_shape
 
@@ -54,6 +57,11 @@ class Outcome:
     stored_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
+PARALLEL_FROM = 64  # signatures in one run: below this, threads cost more than they save
+MAX_VERIFY_THREADS = 4
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
 KeyLookup = Callable[[str], tuple[str, str]]  # node_id -> (public key b64, status: active|revoked|quarantined)
 
 
@@ -91,10 +99,11 @@ def ingest(
                                   change_ref=run[0]["hash"])
         run.sort(key=lambda c: c["seq"])
         last_seq, last_hash = log.last_of(node_id)
+        held_rows = _held(node_id, [c["seq"] for c in run if c["seq"] <= last_seq])
         fresh = []
         for change in run:
             if change["seq"] <= last_seq:
-                held = log.Change.get_or_none((log.Change.node_id == node_id) & (log.Change.seq == change["seq"]))
+                held = held_rows.get(change["seq"])
                 if held is None:
                     # Below our top but not held: a gapped subset (scoped pull) already passed this point.
                     fresh.append(change)
@@ -109,29 +118,49 @@ def ingest(
         if not gaps_allowed:
             require_contiguous(fresh, last_seq)
         verified.extend(fresh)
-    for change in verified:
-        applied = apply(change)
-        log.store(change, applied=applied)
+    try:
+        with merge.batch(verified):
+            rows = [(change, apply(change)) for change in verified]
+    except merge.BatchRetry:  # the pipelined attempt failed (PostgreSQL): again one by one, to raise what failed
+        rows = [(change, apply(change)) for change in verified]
+    for change, applied in rows:
         out.stored += 1
         out.not_applied += 0 if applied else 1
         out.last_seq[change["node_id"]] = max(out.last_seq.get(change["node_id"], 0), change["seq"])
         out.stored_changes.append(change)
+    # One executemany for the batch, in the order applied; _verify recomputed every hash (checked=True).
+    log.store_many(rows, checked=True)
     return out
+
+
+def _held(node_id: str, seqs: list[int]) -> dict[int, log.Change]:
+    """The rows held here for these seqs of `node_id` (a replay or a fork), read in a few queries."""
+    found: dict[int, log.Change] = {}
+    for i in range(0, len(seqs), 500):
+        part = seqs[i:i + 500]
+        query = log.Change.select().where((log.Change.node_id == node_id) & log.Change.seq.in_(part))
+        found.update((row.seq, row) for row in query)
+    return found
 
 
 def _verify(run: list[dict[str, Any]], public: str, sign_check: str, last_seq: int, last_hash: str) -> None:
     if not run:
         return
     contiguous = run[0]["seq"] == last_seq + 1
+    must_sign = [sign_check == "each" or i == len(run) - 1 or not contiguous for i in range(len(run))]
+    # Every signature first (in parallel when there are many), then the checks in order, so the first
+    # failure in the run's order is raised, as when each change was checked in turn.
+    signed = [(public, c["hash"], c["sig"]) for c, m in zip(run, must_sign, strict=True) if m]
+    failures = iter(_check_signatures(signed))
     for i, change in enumerate(run):
         ref = _ref(change)
-        must_sign = sign_check == "each" or i == len(run) - 1 or not contiguous
-        if must_sign:
-            try:
-                keys.verify(public, bytes.fromhex(change["hash"]), change["sig"])
-            except SignatureInvalid as exc:
+        if must_sign[i]:
+            failure = next(failures)
+            if isinstance(failure, SignatureInvalid):
                 raise SignatureInvalid(f"signature of {ref} does not verify with the node's key",
-                                       change_ref=change["hash"]) from exc
+                                       change_ref=change["hash"]) from failure
+            if failure is not None:
+                raise failure
         if log.change_hash(change) != change["hash"]:
             raise HashMismatch(f"hash of {ref} does not match its content (tampered?)", change_ref=change["hash"])
         if contiguous:
@@ -141,6 +170,39 @@ def _verify(run: list[dict[str, Any]], public: str, sign_check: str, last_seq: i
                 raise SequenceGap(f"gap before {ref}: expected seq {expected_seq}", change_ref=change["hash"])
             if change["prev"] != expected_prev:
                 raise ChainBroken(f"prev of {ref} does not name the previous change", change_ref=change["hash"])
+
+
+def _verify_each(items: list[tuple[str, str, str]]) -> list[Exception | None]:
+    out: list[Exception | None] = []
+    for public, change_hash, sig in items:
+        try:
+            keys.verify(public, bytes.fromhex(change_hash), sig)
+            out.append(None)
+        except Exception as exc:  # kept, and raised by _verify at this change's turn
+            out.append(exc)
+    return out
+
+
+def _check_signatures(items: list[tuple[str, str, str]]) -> list[Exception | None]:
+    """keys.verify(public, hash bytes, sig) of each item: the exception each one raised, or None, in order.
+
+    Ed25519 verification releases the GIL, so a long run (a pulled page verifies every signature) is split
+    over a few threads: on a node with several cores a pull is no longer bound by one core's verify rate.
+    """
+    workers = min(MAX_VERIFY_THREADS, os.cpu_count() or 1)
+    if workers < 2 or len(items) < PARALLEL_FROM:
+        return _verify_each(items)
+    size = -(-len(items) // workers)
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    return [failure for part in _pool(workers).map(_verify_each, chunks) for failure in part]
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="motcua-verify")
+        return _POOL
 
 
 def require_contiguous(run: list[dict[str, Any]], last_seq: int) -> None:

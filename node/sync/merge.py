@@ -10,11 +10,27 @@ Operations by entity (payload shapes):
 
 An action whose `from` is no longer the dossier's status is kept in the log, marked not applied, and
 recorded in the history with applied = 0, so a person can see it.
+
+Speed: a hub ingests thousands of changes a second, and building SQL text with peewee cost more than
+running it (about 1 ms a change). So each statement is built by peewee ONCE per shape (statement kind,
+model, column set) with markers where the values go, turned into the database's own parameter style and
+cached per database class (`run()`); each change then only converts its values with the fields'
+`db_value` and executes the cached text. The SQL is the very text peewee would build (INSERT OR IGNORE on
+SQLite, ON CONFLICT DO NOTHING on PostgreSQL...), so the merge rules are unchanged. `batch()` (used by
+ingest around a verified batch) also keeps dossier statuses in memory and, on PostgreSQL, pipelines.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
+
+import peewee as pw
 
 from .errors import ChangeNotApplicable
 from .state import Attachment, CalendarDay, Dossier, DossierDocument, DossierEvent, NodeRecord, Procedure, User
@@ -39,16 +55,270 @@ OPS = {
 }
 KEYED_PUTS = {"calendar_day": "day", "node": "node_id"}  # put = upsert on this key (else insert once)
 
+# ---------------------------------------------------------------- compiled statements
 
-def _columns(model) -> set[str]:
-    return set(model._meta.fields)
+_MARK = re.compile(r"__motcua_(\d+)__")
+_STATEMENTS: dict[tuple, tuple[str, list[int] | None]] = {}
+MAX_STATEMENTS = 4096  # shapes are few; the bound only keeps odd payloads from growing the cache forever
+Marks = Callable[[int], pw.SQL]
+
+
+def _mark(i: int) -> pw.SQL:
+    return pw.SQL(f"__motcua_{i}__")
+
+
+def database_of(model: type[pw.Model]) -> pw.Database:
+    """The database a model is bound to right now (through the DatabaseProxy, when it is one)."""
+    db = model._meta.database
+    return db.obj if isinstance(db, pw.DatabaseProxy) else db
+
+
+def compiled(model: type[pw.Model], shape: tuple, build: Callable[[Marks], pw.Query]) -> tuple[str, list[int] | None]:
+    """(SQL text, order of the markers) of the statement `build(mark)` makes, built once per shape.
+
+    `build` receives `mark(i)`, the placeholder for argument i; the query must hold no other value.
+    """
+    db = database_of(model)
+    key = (type(db), model, shape)
+    hit = _STATEMENTS.get(key)
+    if hit is None:
+        sql, params = build(_mark).sql()
+        if params:
+            raise RuntimeError(f"statement {shape} holds inline values")
+        order = [int(m.group(1)) for m in _MARK.finditer(sql)]
+        param = db.param
+        hit = (_MARK.sub(lambda _: param, sql), None if order == list(range(len(order))) else order)
+        if len(_STATEMENTS) >= MAX_STATEMENTS:
+            _STATEMENTS.clear()
+        _STATEMENTS[key] = hit
+    return hit
+
+
+def run(model: type[pw.Model], shape: tuple, build: Callable[[Marks], pw.Query], args: Sequence[Any]):
+    """Execute the cached statement for `shape` with `args` (argument i fills `mark(i)`); the cursor."""
+    sql, order = compiled(model, shape, build)
+    state = _BATCH.get()
+    if state is not None and state.deferred and model in state.deferred:
+        _flush(state, model)  # rows held back for this table go first: statements on a table keep their order
+    return database_of(model).execute_sql(sql, args if order is None else [args[i] for i in order])
+
+
+class _Meta:
+    """Per model: field names and how peewee turns each value into a database value.
+
+    `spec[name]` = (native type, converter): a value of exactly the native type (str for text fields, int
+    for integer fields) is what `db_value` would return unchanged, so only other values are converted.
+    """
+
+    def __init__(self, model: type[pw.Model]):
+        self.fields = model._meta.fields
+        self.known = set(self.fields)
+        self.spec = {name: (_native(f), f.db_value) for name, f in self.fields.items()}
+        self.defaults = {f.name: d for f, d in model._meta.defaults.items()}
+        self.default_names = sorted(self.defaults)
+
+
+def _native(field: pw.Field) -> type | None:
+    if isinstance(field, (pw.CharField, pw.TextField)):
+        return str
+    if isinstance(field, pw.IntegerField):
+        return int
+    return None
+
+
+_METAS: dict[type[pw.Model], _Meta] = {}
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _meta(model: type[pw.Model]) -> _Meta:
+    meta = _METAS.get(model)
+    if meta is None:
+        meta = _METAS[model] = _Meta(model)
+    return meta
+
+
+def _values(row: dict[str, Any], specs: list[tuple[str, type | None, Callable]]) -> list[Any]:
+    out = []
+    for name, native, convert in specs:
+        value = row[name]
+        out.append(value if type(value) is native else convert(value))
+    return out
 
 
 def _clean(model, fields: dict[str, Any]) -> dict[str, Any]:
     # Fields unknown to this version are ignored, so newer nodes can add fields without breaking older ones.
-    known = _columns(model)
+    known = _meta(model).known
     return {k: v for k, v in fields.items() if k in known and k != "id"}
 
+
+def _insert_plan(model: type[pw.Model], given: tuple[str, ...], upsert_key: str | None) -> tuple:
+    meta = _meta(model)
+    missing = [d for d in meta.default_names if d not in given]
+    columns = given + tuple(missing)
+    if any(callable(meta.defaults[d]) for d in missing):
+        defaults = None  # computed for every row, as peewee calls a callable default each time
+    else:
+        defaults = [meta.spec[d][1](meta.defaults[d]) for d in missing]
+    updates = tuple(c for c in given if c != upsert_key) if upsert_key else ()
+
+    def build(mark: Marks) -> pw.Query:
+        query = model.insert_many([tuple(mark(i) for i in range(len(columns)))],
+                                  fields=[meta.fields[c] for c in columns])
+        if upsert_key is None:
+            return query.on_conflict_ignore()
+        return query.on_conflict(conflict_target=[meta.fields[upsert_key]],
+                                 update={meta.fields[c]: mark(len(columns) + j) for j, c in enumerate(updates)})
+
+    specs = [(c, *meta.spec[c]) for c in given]
+    return specs, missing, defaults, [(c, *meta.spec[c]) for c in updates], build
+
+
+def insert(model: type[pw.Model], row: dict[str, Any], *, upsert_key: str | None = None) -> None:
+    """`model.insert(row).on_conflict_ignore()` (or, with `upsert_key`, ON CONFLICT (key) DO UPDATE with
+    every other given column), defaults filled in as peewee does, through a cached statement."""
+    given = tuple(sorted(row))
+    key = (model, "insert", given, upsert_key)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= MAX_STATEMENTS:
+            _PLANS.clear()
+        plan = _PLANS[key] = _insert_plan(model, given, upsert_key)
+    specs, missing, defaults, update_specs, build = plan
+    args = _values(row, specs)
+    if defaults is None:
+        meta = _meta(model)
+        for name in missing:
+            value = meta.defaults[name]
+            args.append(meta.spec[name][1](value() if callable(value) else value))
+    else:
+        args += defaults
+    if update_specs:
+        args += _values(row, update_specs)
+    shape = ("insert", upsert_key, given)
+    state = _BATCH.get()
+    if state is not None and state.deferred is not None and model in DEFERRABLE:
+        sql, order = compiled(model, shape, build)
+        state.deferred.setdefault(model, []).append((sql, args if order is None else [args[i] for i in order]))
+        return
+    run(model, shape, build, args)
+
+
+def update(model: type[pw.Model], values: dict[str, Any], row_id: Any) -> None:
+    """`model.update(values).where(model.id == row_id)` through a cached statement."""
+    meta = _meta(model)
+    columns = tuple(sorted(values))
+    args = _values(values, [(c, *meta.spec[c]) for c in columns])
+    args.append(meta.spec["id"][1](row_id))
+
+    def build(mark: Marks) -> pw.Query:
+        return model.update({meta.fields[c]: mark(i) for i, c in enumerate(columns)}).where(
+            meta.fields["id"] == mark(len(columns)))
+
+    run(model, ("update", columns), build, args)
+
+
+def insert_rows(model: type[pw.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """`model.insert_many(rows, fields=columns).execute()` as one executemany of a cached statement.
+
+    Every column must be given (no defaults are filled in); values are converted as peewee converts them.
+    """
+    if not rows:
+        return
+    meta = _meta(model)
+    columns = tuple(columns)
+    specs = [meta.spec[c] for c in columns]
+    sql, order = compiled(model, ("rows", columns), lambda mark: model.insert_many(
+        [tuple(mark(i) for i in range(len(columns)))], fields=[meta.fields[c] for c in columns]))
+    args = [[v if type(v) is native else convert(v) for v, (native, convert) in zip(row, specs, strict=True)]
+            for row in rows]
+    if order is not None:
+        args = [[a[i] for i in order] for a in args]
+    with pw.__exception_wrapper__:  # driver errors become peewee's (IntegrityError...), as in execute_sql
+        database_of(model).cursor().executemany(sql, args)
+
+
+# ---------------------------------------------------------------- batches
+
+class BatchRetry(Exception):
+    """The fast attempt at a batch failed and was rolled back to its savepoint: apply it again one change
+    at a time, so whatever failed is raised by the change that causes it."""
+
+
+@dataclass
+class _Batch:
+    status: dict[str, Any] = field(default_factory=dict)  # dossier id -> status, as the database holds it
+    # Pipelined batches only: inserts held back per table, sent with one executemany per statement text.
+    deferred: dict[type[pw.Model], list[tuple[str, list[Any]]]] | None = None
+
+
+# Tables merge never reads back: their inserts may be sent together at the end of a pipelined batch.
+DEFERRABLE = (DossierEvent, DossierDocument, Attachment)
+
+
+def _flush(state: _Batch, model: type[pw.Model] | None = None) -> None:
+    """Send the held-back inserts (of one table, or all), in order, one executemany per run of one statement."""
+    for m in [model] if model is not None else list(state.deferred or {}):
+        rows = (state.deferred or {}).pop(m, [])
+        cursor = database_of(m).cursor()
+        for sql, group in groupby(rows, key=lambda r: r[0]):
+            with pw.__exception_wrapper__:
+                cursor.executemany(sql, [args for _, args in group])
+
+
+_BATCH: ContextVar[_Batch | None] = ContextVar("motcua_merge_batch", default=None)
+
+
+def _pipelines(db: pw.Database) -> bool:
+    """Whether statements can be pipelined on this connection (psycopg 3 on PostgreSQL)."""
+    return type(db.connection()).__module__.split(".")[0] == "psycopg" and hasattr(db.connection(), "pipeline")
+
+
+@contextmanager
+def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
+    """Around the loop that applies one verified batch, inside the caller's transaction (ingest).
+
+    The status of every dossier the batch acts on is read in a few queries and kept in step by `apply`
+    (only merge writes the synced tables while a batch is applied), so an action needs no query of its own.
+    On PostgreSQL the batch's statements are also pipelined inside a savepoint (no round trip per
+    statement), and inserts into tables merge never reads (history, documents, attachments) are held back
+    and sent with one executemany at the end (or before the next statement on the same table). Should
+    anything fail there (errors of a pipeline arrive late, possibly while another change is applied), the
+    savepoint is rolled back and `BatchRetry` raised: the caller then applies the batch again without
+    `batch()`, one statement at a time, exactly as before.
+    """
+    state = _Batch()
+    ids = sorted({c["entity_id"] for c in changes if c["entity"] == "dossier" and c["op"] == "action"})
+    for i in range(0, len(ids), 500):
+        query = Dossier.select(Dossier.id, Dossier.status).where(Dossier.id.in_(ids[i:i + 500])).tuples()
+        state.status.update(query)
+    db = database_of(Dossier)
+    token = _BATCH.set(state)
+    try:
+        if not _pipelines(db):
+            yield
+            return
+        state.deferred = {}
+        with db.savepoint():  # rolled back when BatchRetry leaves it
+            pipeline = db.connection().pipeline()
+            pipeline.__enter__()
+            failure: Exception | None = None
+            try:
+                yield
+                _flush(state)
+            except Exception as exc:
+                failure = exc
+            finally:
+                try:  # sync: the first error still pending in the pipeline is raised here
+                    pipeline.__exit__(None, None, None)
+                except Exception as exc:
+                    failure = failure or exc
+            if failure is not None:
+                raise BatchRetry(str(failure)) from failure
+    finally:
+        _BATCH.reset(token)
+
+
+# ---------------------------------------------------------------- the merge
 
 def apply(change: dict[str, Any]) -> bool:
     """Apply one verified change to the state. Returns False when it was kept but not applied."""
@@ -56,39 +326,57 @@ def apply(change: dict[str, Any]) -> bool:
     if entity not in MODELS or op not in OPS[entity]:
         raise ChangeNotApplicable(f"unknown operation {entity}.{op}", change_ref=change.get("hash"))
     model = MODELS[entity]
+    state = _BATCH.get()
+    if state is not None and entity == "dossier" and op != "action":
+        state.status.pop(change["entity_id"], None)  # re-read after a create or update: it may set the status
     if op == "create":
         row = _clean(model, payload.get("fields", {}))
         row["id"] = change["entity_id"]
         if entity == "dossier":
             row["updated_hlc"] = change["hlc"]
-        model.insert(row).on_conflict_ignore().execute()
+        insert(model, row)
         return True
     if op == "update":
         values = _clean(model, payload.get("set", {}))
         if entity == "dossier":
             values["updated_hlc"] = change["hlc"]
         if values:
-            model.update(values).where(model.id == change["entity_id"]).execute()
+            update(model, values, change["entity_id"])
         return True
     if op == "put":
         row = _clean(model, payload.get("fields", {}))
         key = KEYED_PUTS.get(entity)
         if key:
             row[key] = change["entity_id"]
-            target = getattr(model, key)
-            update = {k: v for k, v in row.items() if k != key}
             # Portable upsert (SQLite and PostgreSQL): ON CONFLICT (key) DO UPDATE.
-            model.insert(row).on_conflict(conflict_target=[target], update=update).execute()
+            insert(model, row, upsert_key=key)
         else:
-            model.insert(row).on_conflict_ignore().execute()
+            insert(model, row)
         return True
     return _apply_action(change)
+
+
+def _status_of(dossier_id: str) -> tuple | None:
+    """(status,) of the dossier, or None; what `select(status).where(id == ...).tuples().first()` gives."""
+    state = _BATCH.get()
+    if state is not None and dossier_id in state.status:
+        return (state.status[dossier_id],)
+    convert = _meta(Dossier).spec["id"][1]
+    cursor = run(Dossier, ("status",), lambda mark: Dossier.select(Dossier.status).where(Dossier.id == mark(0)),
+                 [convert(dossier_id)])
+    rows = cursor.fetchall()  # at most one (primary key); fetched whole so no statement stays open
+    if not rows:
+        return None
+    status = Dossier.status.python_value(rows[0][0])
+    if state is not None:
+        state.status[dossier_id] = status
+    return (status,)
 
 
 def _apply_action(change: dict[str, Any]) -> bool:
     payload = change["payload"]
     dossier_id = change["entity_id"]
-    current = Dossier.select(Dossier.status).where(Dossier.id == dossier_id).tuples().first()
+    current = _status_of(dossier_id)
     if current is None:
         raise ChangeNotApplicable(f"no dossier {dossier_id}", change_ref=change.get("hash"))
     status = current[0]
@@ -99,7 +387,13 @@ def _apply_action(change: dict[str, Any]) -> bool:
         if to_status is not None:
             values["status"] = to_status
         values["updated_hlc"] = change["hlc"]
-        Dossier.update(values).where(Dossier.id == dossier_id).execute()
+        update(Dossier, values, dossier_id)
+        state = _BATCH.get()
+        if state is not None and "status" in values:
+            if type(values["status"]) is int:
+                state.status[dossier_id] = values["status"]
+            else:  # stored through a conversion: read it back when needed
+                state.status.pop(dossier_id, None)
     event = _clean(DossierEvent, payload.get("event", {}))
     event.update(
         id=f"{change['node_id']}:{change['seq']}",
@@ -110,5 +404,5 @@ def _apply_action(change: dict[str, Any]) -> bool:
         to_status=to_status if to_status is not None else status,
         applied=1 if applied else 0,
     )
-    DossierEvent.insert(event).on_conflict_ignore().execute()
+    insert(DossierEvent, event)
     return applied

@@ -27,6 +27,7 @@ class FlakyProxy:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()  # connection handlers, cancelled and awaited on exit
         self._stop: asyncio.Event | None = None
 
     def __enter__(self) -> FlakyProxy:
@@ -58,7 +59,12 @@ class FlakyProxy:
             cutter.cancel()
         server.close()
         for w in list(self._writers):
-            w.close()
+            w.transport.abort()
+        if self._tasks:  # the handlers end once their connections are gone; no task is left pending
+            _, late = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await server.wait_closed()
 
     async def _cutter(self) -> None:
@@ -70,17 +76,26 @@ class FlakyProxy:
                 w.transport.abort()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.update({writer, up_writer})
-        await asyncio.gather(self._pipe(reader, up_writer, "up"), self._pipe(up_reader, writer, "down"),
-                             return_exceptions=True)
-        for w in (writer, up_writer):
-            self._writers.discard(w)
-            w.close()
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
+            except OSError:
+                writer.close()
+                return
+            self._writers.update({writer, up_writer})
+            try:
+                await asyncio.gather(self._pipe(reader, up_writer, "up"), self._pipe(up_reader, writer, "down"),
+                                     return_exceptions=True)
+            finally:
+                for w in (writer, up_writer):
+                    self._writers.discard(w)
+                    w.close()
+        except asyncio.CancelledError:
+            pass  # stopped at exit: end normally, so asyncio's stream callback finds no error to log
+        finally:
+            self._tasks.discard(task)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
         try:
