@@ -1,8 +1,9 @@
-"""`make bench`: the node's server times on a generated node, and the machine's raw limits.
+"""`make bench`: the node's server times on a generated node, the machine's raw limits, and sync.
 
     python -m bench.run                    100,000 dossiers (generated once, then cached in bench/work/)
     python -m bench.run --dossiers 20000   a quicker run
-    python -m bench.run --quick            5,000 dossiers, fewer repetitions
+    python -m bench.run --quick            5,000 dossiers, fewer repetitions, smaller sync nodes
+    python -m bench.run --only sync        one part only: sync (bench/sync.py), ui or raw
 
 Prints a table (scenario, median, p95, goal, PASS/FAIL) and writes every figure, with the machine and
 package versions, to bench/results/YYYY-MM-DD-HHMM.json. See bench/README.md.
@@ -24,12 +25,12 @@ from pathlib import Path
 
 import apsw
 
-from . import gen, raw
+from . import gen, raw, sync
 from .timing import Result, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = ["flask", "werkzeug", "jinja2", "flask-wtf", "peewee", "apsw", "cryptography", "orjson",
-            "argon2-cffi", "holidays"]
+            "argon2-cffi", "holidays", "zstandard", "requests", "waitress", "psycopg"]
 
 
 def machine() -> dict:
@@ -102,27 +103,8 @@ def results_path(stamp: datetime) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--dossiers", type=int, default=100_000, help="dossiers on the node (default 100,000)")
-    parser.add_argument("--quick", action="store_true", help="5,000 dossiers and 50 repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions per scenario (default 200)")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds of measured time per scenario at most")
-    parser.add_argument("--fresh", action="store_true", help="regenerate the node even if it is cached")
-    parser.add_argument("--no-raw", action="store_true", help="skip the raw limits")
-    parser.add_argument("--no-save", action="store_true", help="print only, write no JSON file")
-    args = parser.parse_args(argv)
-    n = 5_000 if args.quick else args.dossiers
-    reps = args.reps or (50 if args.quick else 200)
-    if not 1 <= n <= 2_000_000 or not 1 <= reps <= 100_000:
-        parser.error("--dossiers must be 1..2,000,000 and --reps 1..100,000")
-    started = datetime.now()
-    info = {"when": started.isoformat(timespec="seconds"), "machine": machine(), "packages": packages(),
-            "dossiers": n, "repetitions": reps, "generator_version": gen.VERSION}
-    print(f"motcua bench: {n:,} dossiers, {reps} repetitions per scenario; {info['machine'].get('cpu_model', '?')}, "
-          f"{info['machine']['cpu_count']} CPUs, load {info['machine'].get('load_average_at_start')}")
-
-    t0 = time.perf_counter()
+def node_ui(args, n: int, reps: int, info: dict) -> list[Result]:
+    """The node UI scenarios on a copy of the cached node with `n` dossiers; records generation in `info`."""
     source, generation = gen.cached_node(n, fresh=args.fresh, progress=lambda s: print(s, flush=True))
     info["generation"] = generation
     how = "cached" if generation.get("cached") else "generated"
@@ -158,18 +140,69 @@ def main(argv: list[str] | None = None) -> int:
     if load and load[0] > (os.cpu_count() or 1):
         print(f"WARNING: the machine was busy (load {load[0]:.1f} on {os.cpu_count()} CPUs): wall times are inflated.")
     info["scenarios"] = [r.summary() for r in results]
+    return results
 
-    if not args.no_raw:
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--dossiers", type=int, default=100_000, help="dossiers on the node (default 100,000)")
+    parser.add_argument("--quick", action="store_true", help="5,000 dossiers and 50 repetitions")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per scenario (default 200)")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of measured time per scenario at most")
+    parser.add_argument("--fresh", action="store_true", help="regenerate the node even if it is cached")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw limits")
+    parser.add_argument("--only", choices=["sync", "ui", "raw"], help="run one part only")
+    parser.add_argument("--sync-runs", type=int, default=None, help="runs per sync scenario (default 3)")
+    parser.add_argument("--postgres", default=os.environ.get("MOTCUA_TEST_POSTGRES_URL") or None,
+                        help="PostgreSQL URL for the hub ingest scenarios (default $MOTCUA_TEST_POSTGRES_URL)")
+    parser.add_argument("--no-save", action="store_true", help="print only, write no JSON file")
+    args = parser.parse_args(argv)
+    n = 5_000 if args.quick else args.dossiers
+    reps = args.reps or (50 if args.quick else 200)
+    if not 1 <= n <= 2_000_000 or not 1 <= reps <= 100_000:
+        parser.error("--dossiers must be 1..2,000,000 and --reps 1..100,000")
+    parts = {args.only} if args.only else {"ui", "raw", "sync"}
+    if args.no_raw:
+        parts.discard("raw")
+    sync_runs = args.sync_runs or (2 if args.quick else 3)
+    if not 1 <= sync_runs <= 20:
+        parser.error("--sync-runs must be 1..20")
+    started = datetime.now()
+    info = {"when": started.isoformat(timespec="seconds"), "machine": machine(), "packages": packages(),
+            "parts": sorted(parts)}
+    print(f"motcua bench ({', '.join(sorted(parts))}); {info['machine'].get('cpu_model', '?')}, "
+          f"{info['machine']['cpu_count']} CPUs, load {info['machine'].get('load_average_at_start')}")
+    t0 = time.perf_counter()
+    results: list[Result] = []
+    if "ui" in parts:
+        info.update(dossiers=n, repetitions=reps, generator_version=gen.VERSION)
+        results = node_ui(args, n, reps, info)
+    if "raw" in parts:
         print("\nRaw limits (per second):", flush=True)
         info["raw"] = raw.measure(quick=args.quick, folder=gen.WORK)
         print(raw_table(info["raw"]))
+    sync_failed: list[str] = []
+    if "sync" in parts:
+        print(f"\nSync: {sync_runs} runs per scenario, fresh hub each run"
+              f"{', PostgreSQL too' if args.postgres else ' (no PostgreSQL URL: SQLite only)'} ...", flush=True)
+        info["sync"] = sync.measure(gen.WORK, runs=sync_runs, postgres=args.postgres, quick=args.quick,
+                                    progress=lambda s: print(s, flush=True))
+        print()
+        print(sync.table(info["sync"]["scenarios"]))
+        sync_failed = [r["name"].strip() for r in info["sync"]["scenarios"] if r["passed"] is False]
+        goals = sum(r["passed"] is not None for r in info["sync"]["scenarios"])
+        load = info["machine"].get("load_average_at_start")
+        if load and load[0] > (os.cpu_count() or 1):
+            print(f"WARNING: the machine was busy (load {load[0]:.1f} on {os.cpu_count()} CPUs).")
+        print(f"{len(sync_failed)} of {goals} sync goals missed." if sync_failed else "Every sync goal met.")
     if hasattr(os, "getloadavg"):
         info["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     info["seconds"] = round(time.perf_counter() - t0, 1)
-    failed = [r.name for r in results if r.passed is False]
+    failed = [r.name for r in results if r.passed is False] + sync_failed
     info["failed"] = failed
-    print(f"\n{len(failed)} of {sum(r.goal_ms is not None for r in results)} goals missed." if failed
-          else "\nEvery goal met.")
+    goals = sum(r.goal_ms is not None for r in results) + sum(
+        r["passed"] is not None for r in info.get("sync", {}).get("scenarios", []))
+    print(f"\n{len(failed)} of {goals} goals missed." if failed else "\nEvery goal met.")
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
         path = results_path(started)

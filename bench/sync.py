@@ -1,0 +1,551 @@
+"""Sync benchmarks (issue 3): hub ingest, node -> hub -> node end to end, a 30-day catch-up.
+
+Every server is a real subprocess on 127.0.0.1 (`motcua hub serve`), every node works in a subprocess of
+its own (`python -m bench.sync worker ...`: a node and a hub never share a process), and each figure is
+the median, min and max of several runs, each on a fresh hub:
+
+1. raw Ed25519 verify rate of this machine, in this run (`bench.raw`);
+2. hub ingest: pre-encoded, pre-signed push requests of 500 changes of an enrolled node POSTed back to back
+   (SQLite; PostgreSQL with one hub process, and two hub processes on one database pushed by two nodes in
+   parallel, when a PostgreSQL URL is given), as changes/s and as a share of the raw verify rate;
+3. end to end: node A's changes pushed to the hub (`syncer.sync_once`), then pulled by node B: changes/s
+   and bytes on the wire per change each way (TCP bytes counted by tests/e2e/proxy.py's FlakyProxy);
+4. catch-up: a node that worked 30 days offline pushes everything, and a second node of its scope pulls it
+   all: time and peak memory (VmHWM) of the node processes and of the hub.
+
+The nodes are generated once through the workflow's signed changes (`bench.gen`'s desk and dossier lives)
+and cached in bench/work/sync-<VERSION>/.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = "s1"  # bump when what the nodes hold changes: the cache is keyed by it
+PASSWORD = "bench-hub-mat-khau-2026"
+BATCH = 500  # changes per pushed request, as protocol.PUSH_BATCH
+GOALS = {"ingest_share": 0.70, "several_processes": 1.1, "e2e_per_s": 3000, "bytes_per_change": 200, "peak_mb": 150}
+# name -> (unit code, unit name, dossiers, days of work before `end`, seed); `end` None = the generation day
+NODES = {
+    "A": ("000.00.19.H55", "UBND xã Tân Cương", 1100, 365, 11),
+    "P": ("000.00.19.H56", "UBND xã Phúc Xuân", 1100, 365, 12),
+    "B": ("000.00.19.H57", "UBND xã Quyết Thắng", 0, 1, 13),
+    "C": ("000.00.19.H58", "UBND xã Phúc Trìu", 1700, 30, 14),
+}
+QUICK_DOSSIERS = {"A": 250, "P": 250, "B": 0, "C": 400}
+
+
+# ================================================================ workers (run in subprocesses)
+
+def make_node(path: Path, unit_code: str, unit_name: str, dossiers: int, days: int, seed: int,
+              end: datetime) -> dict:
+    """A node with staff and `dossiers` dossiers received over `days` days before `end`, lived by gen.live."""
+    from node import catalogue
+    from node.instance import Node, init_data_dir
+    from node.store import transaction
+
+    from . import gen
+    from .desk import FastDesk
+    from .people import person
+
+    t0 = time.perf_counter()
+    init_data_dir(path, unit_code=unit_code, unit_name=unit_name, province_name="Thái Nguyên")
+    clock = gen.Clock(end - timedelta(days=days + 1))
+    node = Node(path, now=clock)
+    try:
+        catalogue.seed(node)
+        staff = gen.create_staff(node)
+        rng = random.Random(seed)
+        cal = catalogue.work_calendar()
+        procs = {p.code: p for p in catalogue.current_procedures(end.date())}
+        codes = [c for c in gen.PROCEDURE_WEIGHTS if c in procs]
+        weights = [gen.PROCEDURE_WEIGHTS[c] for c in codes]
+        moments = sorted(gen._received_at(rng, cal, gen.working_moments(cal, end, days), end)
+                         for _ in range(dossiers))
+        desk = FastDesk(node, cal)
+        for first in range(0, dossiers, 250):
+            with transaction(node):
+                for when in moments[first:first + 250]:
+                    proc = procs[rng.choices(codes, weights)[0]]
+                    body = dict(person(rng, end.date()), procedure_code=proc.code, sets=rng.choice([1, 1, 2]),
+                                pages=rng.randint(1, 8),
+                                return_method=rng.choices(["desk", "post", "online"], [85, 5, 10])[0])
+                    online = proc.online_level != "none" and rng.random() < 0.2
+                    gen.live(gen.Life(desk, clock, end, when), rng, staff, proc, body, online)
+        changes = node.db.execute_sql("SELECT count(*) FROM change").fetchone()[0]
+        node.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        node.close()
+    return {"dossiers": dossiers, "days": days, "changes": changes, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def export_batches(path: Path, out: Path) -> dict:
+    """The node's whole log as push bodies of BATCH changes (zstd JSON), length-prefixed in `out`."""
+    from node.instance import Node
+    from node.sync import log, protocol
+
+    node = Node(path)
+    try:
+        count, batch = 0, []
+        with open(out, "wb") as fh:
+            def flush() -> None:
+                body = protocol.encode_body({"node_id": node.node_id, "changes": batch})
+                fh.write(len(body).to_bytes(4, "big") + len(batch).to_bytes(4, "big") + body)
+                batch.clear()
+
+            for change in log.iter_changes(node.node_id):
+                batch.append(change)
+                count += 1
+                if len(batch) == BATCH:
+                    flush()
+            if batch:
+                flush()
+        ident = node.identity
+        return {"node_id": ident.node_id, "public_key": ident.public_key, "unit_code": ident.unit_code,
+                "unit_name": ident.unit_name, "changes": count}
+    finally:
+        node.close()
+
+
+def peak_kb() -> int:
+    """VmHWM (peak resident memory) of this process in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def worker(argv: list[str]) -> int:
+    """`python -m bench.sync worker make-node|export|enroll|sync ...`: prints one JSON line."""
+    cmd, path = argv[0], Path(argv[1])
+    if cmd == "make-node":
+        unit, name, dossiers, days, seed, end = argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]), argv[7]
+        out = make_node(path, unit, name, dossiers, days, seed, datetime.fromisoformat(end))
+    elif cmd == "export":
+        out = export_batches(path, Path(argv[2]))
+    else:
+        from node import syncer
+        from node.instance import Node
+
+        node = Node(path)
+        try:
+            if cmd == "enroll":
+                out = {"record": syncer.enroll(node, argv[2], argv[3])}
+            else:
+                report = syncer.sync_once(node)
+                out = {"ok": report.ok, "error": report.error, "pushed": report.pushed, "pulled": report.pulled,
+                       "duration": report.duration, "digest_ok": report.digest_ok}
+        finally:
+            node.close()
+    out["peak_kb"] = peak_kb()
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+# ================================================================ processes
+
+def run_worker(*args: Any) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bench.sync", "worker", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args[0]} failed: {proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def motcua(*args: str) -> str:
+    exe = Path(sys.executable).with_name("motcua")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from node.cli import main; main()"]
+    proc = subprocess.run(cmd + list(args), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"motcua {' '.join(args[:2])} failed: {proc.stderr[-2000:]}")
+    return proc.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    """A hub folder (`motcua hub init`) and its `motcua hub serve` processes on 127.0.0.1."""
+
+    def __init__(self, folder: Path, database_url: str | None = None):
+        self.folder = folder
+        extra = ["--database-url", database_url] if database_url else []
+        motcua("hub", "init", "--data", str(folder), "--name", "Bench hub", "--admin-password", PASSWORD, *extra)
+        self.procs: list[subprocess.Popen] = []
+        self.urls: list[str] = []
+
+    def token(self, scope: str, kind: str = "commune") -> str:
+        return motcua("hub", "token", "--data", str(self.folder), "--scope", scope, "--kind", kind)
+
+    def serve(self, copies: int = 1) -> list[str]:
+        """Start `copies` hub processes on the same data (a copy of the folder each beyond the first)."""
+        import requests
+
+        for i in range(copies):
+            data = self.folder
+            if i:
+                data = self.folder.with_name(f"{self.folder.name}-{i + 1}")
+                shutil.copytree(self.folder, data, ignore=shutil.ignore_patterns("files", "hub.db*"))
+            port = free_port()
+            exe = Path(sys.executable).with_name("motcua")
+            self.procs.append(subprocess.Popen(
+                [str(exe), "hub", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            self.urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(self.urls, self.procs, strict=True):
+            for _ in range(300):  # bounded: 30 s
+                if proc.poll() is not None:
+                    raise RuntimeError(f"hub exited: {proc.stderr.read().decode()[-2000:]}")
+                try:
+                    if requests.get(f"{url}/api/v1/time", timeout=1).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("hub did not start in 30 s")
+        return self.urls
+
+    def peak_kb(self, i: int = 0) -> int:
+        for line in Path(f"/proc/{self.procs[i].pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextmanager
+def postgres_schema(base_url: str):
+    """A fresh schema on the PostgreSQL server; yields a URL whose search_path is that schema."""
+    import psycopg
+    from psycopg import sql
+
+    name = "motcua_bench_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+# ================================================================ the scenarios
+
+def figure(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+            "max": round(max(values), 2), "runs": [round(v, 2) for v in values]}
+
+
+def prepare(work: Path, quick: bool, progress) -> dict:
+    """Generate (once) the nodes and the pre-encoded push bodies of A and P."""
+    cache = work / f"sync-{VERSION}{'-quick' if quick else ''}"
+    cache.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {}
+    end_recent = datetime.now().replace(second=0, microsecond=0) - timedelta(hours=1)
+    for name, (unit, unit_name, dossiers, days, seed) in NODES.items():
+        folder, marker = cache / f"node-{name}", cache / f"node-{name}.json"
+        if not marker.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            n = QUICK_DOSSIERS[name] if quick else dossiers
+            end = end_recent if name == "C" else datetime(2026, 3, 2, 10, 0)
+            progress(f"  generating node {name}: {n:,} dossiers over {days} days ...")
+            made = run_worker("make-node", folder, unit, unit_name, n, days, seed, end.isoformat())
+            if name in ("A", "P"):
+                made["export"] = run_worker("export", folder, cache / f"push-{name}.bin")
+            marker.write_text(json.dumps(made, ensure_ascii=False), encoding="utf-8")
+        info[name] = dict(json.loads(marker.read_text(encoding="utf-8")), path=str(folder),
+                          bodies=str(cache / f"push-{name}.bin"))
+    return info
+
+
+def read_bodies(path: str) -> list[tuple[bytes, int]]:
+    data, out, i = Path(path).read_bytes(), [], 0
+    while i < len(data):
+        size, count = int.from_bytes(data[i:i + 4], "big"), int.from_bytes(data[i + 4:i + 8], "big")
+        out.append((data[i + 8:i + 8 + size], count))
+        i += 8 + size
+    return out
+
+
+def _enroll_raw(url: str, hub: Hub, export: dict) -> None:
+    import requests
+
+    token = hub.token(export["unit_code"])
+    resp = requests.post(f"{url}/api/v1/enroll", timeout=30, json={
+        "token": token, "node_id": export["node_id"], "public_key": export["public_key"],
+        "unit_code": export["unit_code"], "unit_name": export["unit_name"], "software_version": "bench"})
+    resp.raise_for_status()
+
+
+def _signed(node_path: str, node_id: str, bodies: list[tuple[bytes, int]]) -> list[tuple[bytes, dict, int]]:
+    """Push requests signed now (the hub accepts a request time within 15 minutes of its clock)."""
+    from node.sync import hlc, keys, protocol
+
+    key = keys.NodeKey.load(Path(node_path) / "node_key.pem")
+    out = []
+    for body, count in bodies:
+        t = hlc.wall_ms()
+        sig = key.sign(protocol.request_message("POST", "/api/v1/sync/push", t, node_id, body))
+        out.append((body, {"X-Motcua-Node": node_id, "X-Motcua-Time": str(t), "X-Motcua-Signature": sig,
+                           "X-Motcua-Protocol": str(protocol.PROTOCOL_VERSION), "X-Motcua-Version": "bench",
+                           "Content-Type": protocol.MEDIA_TYPE}, count))
+    return out
+
+
+def _push_all(url: str, requests_: list[tuple[bytes, dict, int]]) -> int:
+    import requests
+
+    with requests.Session() as http:
+        sent = 0
+        for body, headers, count in requests_:
+            resp = http.post(f"{url}/api/v1/sync/push", data=body, headers=headers, timeout=300)
+            if resp.status_code != 200:
+                raise RuntimeError(f"push refused: {resp.status_code} {resp.text[:300]}")
+            sent += count
+        return sent
+
+
+def _push_parallel(targets: list[tuple[str, list[tuple[bytes, dict, int]]]]) -> float:
+    """Push each request list to its hub URL, all in parallel; changes per second over the whole."""
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def push(url: str, prepared: list[tuple[bytes, dict, int]]) -> None:
+        try:
+            results.append(_push_all(url, prepared))
+        except BaseException as exc:  # re-raised by the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=target) for target in targets]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(1800)
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return sum(results) / elapsed
+
+
+def hub_ingest(nodes: dict, work: Path, runs: int, database: str | None, processes: int) -> list[float]:
+    """Changes per second a fresh hub ingests from pre-signed pushes (one node per hub process)."""
+    names = ["A", "P"][:processes]
+    rates = []
+    for r in range(runs):
+        folder = work / f"ingest-{database and 'pg' or 'sqlite'}-{processes}-{r}"
+        with postgres_schema(database) if database else nullcontext() as url:
+            hub = Hub(folder / "hub", url)
+            try:
+                urls = hub.serve(processes)
+                for name, hub_url in zip(names, urls, strict=True):
+                    _enroll_raw(hub_url, hub, nodes[name]["export"])
+                signed = {n: _signed(nodes[n]["path"], nodes[n]["export"]["node_id"], read_bodies(nodes[n]["bodies"]))
+                          for n in names}
+                rates.append(_push_parallel([(u, signed[n]) for n, u in zip(names, urls, strict=True)]))
+            finally:
+                hub.stop()
+                shutil.rmtree(folder, ignore_errors=True)
+    return rates
+
+
+def _copy_node(nodes: dict, name: str, target: Path) -> Path:
+    return Path(shutil.copytree(nodes[name]["path"], target))
+
+
+def end_to_end(nodes: dict, work: Path, runs: int) -> dict:
+    """A's log pushed to a fresh SQLite hub, then pulled by B (a laptop whose scope covers A's unit)."""
+    spec = importlib.util.spec_from_file_location("bench_proxy", ROOT / "tests" / "e2e" / "proxy.py")
+    proxy_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(proxy_module)  # tests/e2e/proxy.py's FlakyProxy, without cuts: it counts bytes
+
+    out: dict[str, list[float]] = {k: [] for k in ("push_per_s", "pull_per_s", "push_bytes", "pull_bytes",
+                                                   "total_per_s", "pushed", "pulled")}
+    unit_a, unit_b = NODES["A"][0], NODES["B"][0]
+    for r in range(runs):
+        folder = work / f"e2e-{r}"
+        hub = Hub(folder / "hub")
+        try:
+            port = int(hub.serve(1)[0].rsplit(":", 1)[1])
+            with proxy_module.FlakyProxy(port) as proxy:
+                url = f"http://127.0.0.1:{proxy.port}"
+                a, b = _copy_node(nodes, "A", folder / "A"), _copy_node(nodes, "B", folder / "B")
+                run_worker("enroll", a, url, hub.token(unit_a))
+                run_worker("enroll", b, url, hub.token(f"{unit_b},{unit_a}", "laptop"))
+                _checked(run_worker("sync", b))  # B's own first changes, out of the measurement
+                sent = proxy.bytes_up + proxy.bytes_down
+                pushed = _checked(run_worker("sync", a))
+                mid = proxy.bytes_up + proxy.bytes_down
+                pulled = _checked(run_worker("sync", b))
+                end = proxy.bytes_up + proxy.bytes_down
+            out["push_per_s"].append(pushed["pushed"] / pushed["duration"])
+            out["pull_per_s"].append(pulled["pulled"] / pulled["duration"])
+            out["push_bytes"].append((mid - sent) / pushed["pushed"])
+            out["pull_bytes"].append((end - mid) / pulled["pulled"])
+            out["total_per_s"].append(pushed["pushed"] / (pushed["duration"] + pulled["duration"]))
+            out["pushed"].append(pushed["pushed"])
+            out["pulled"].append(pulled["pulled"])
+        finally:
+            hub.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def _checked(result: dict) -> dict:
+    if not result.get("ok"):
+        raise RuntimeError(f"sync failed: {result.get('error')}")
+    return result
+
+
+def catch_up(nodes: dict, work: Path, runs: int) -> dict:
+    """C (30 days offline) pushes everything to a fresh hub; D, a laptop of C's unit, then pulls it all."""
+    out: dict[str, list[float]] = {k: [] for k in ("push_s", "push_peak_mb", "hub_peak_mb", "pull_s",
+                                                   "pull_peak_mb", "pushed", "pulled")}
+    unit_c, unit_b = NODES["C"][0], NODES["B"][0]
+    for r in range(runs):
+        folder = work / f"catchup-{r}"
+        hub = Hub(folder / "hub")
+        try:
+            url = hub.serve(1)[0]
+            c, d = _copy_node(nodes, "C", folder / "C"), _copy_node(nodes, "B", folder / "D")
+            run_worker("enroll", c, url, hub.token(unit_c))
+            run_worker("enroll", d, url, hub.token(f"{unit_b},{unit_c}", "laptop"))
+            pushed = _checked(run_worker("sync", c))
+            pulled = _checked(run_worker("sync", d))
+            out["hub_peak_mb"].append(hub.peak_kb() / 1024)
+        finally:
+            hub.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+        out["push_s"].append(pushed["duration"])
+        out["pull_s"].append(pulled["duration"])
+        out["push_peak_mb"].append(pushed["peak_kb"] / 1024)
+        out["pull_peak_mb"].append(pulled["peak_kb"] / 1024)
+        out["pushed"].append(pushed["pushed"])
+        out["pulled"].append(pulled["pulled"])
+    return out
+
+
+def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bool = False,
+            progress=print) -> dict:
+    """Every sync scenario; returns {"nodes", "raw_verify", "scenarios": [rows]} (see `table`)."""
+    from . import raw
+
+    work.mkdir(parents=True, exist_ok=True)
+    nodes = prepare(work, quick, progress)
+    scratch = work / f"sync-run-{os.getpid()}"
+    rows: list[dict] = []
+
+    def row(name: str, unit: str, values: list[float], goal: str = "", passed: bool | None = None) -> dict:
+        rows.append(dict(name=name, unit=unit, goal=goal, passed=passed, **figure(values)))
+        return rows[-1]
+
+    def at_least(value: float, goal: float) -> bool:
+        return value >= goal
+
+    try:
+        progress("  raw Ed25519 verify rate ...")
+        _, verify = raw.ed25519(rounds=5)
+        ceiling = verify["median_per_s"]
+        row("raw Ed25519 verify, one core", "/s", [verify["min_per_s"], verify["median_per_s"], verify["max_per_s"]])
+        share = GOALS["ingest_share"]
+        backends = [("SQLite", None, 1)] + ([("PostgreSQL", postgres, 1), ("PostgreSQL", postgres, 2)]
+                                            if postgres else [])
+        one_process: float | None = None
+        for label, url, processes in backends:
+            progress(f"  hub ingest, {label}, {processes} process(es) ...")
+            rates = hub_ingest(nodes, scratch, runs, url, processes)
+            name = f"hub ingest, {label}, {processes} hub process{'es' if processes > 1 else ''}"
+            if processes == 1:
+                row(name, "changes/s", rates)
+                shares = [100 * r / ceiling for r in rates]
+                row("  as a share of the raw verify rate", "%", shares, f">= {share:.0%}",
+                    at_least(statistics.median(shares), 100 * share))
+                one_process = statistics.median(rates)
+            else:
+                more = GOALS["several_processes"]  # "more": clearly more, not a draw within the noise
+                row(name + " (2 nodes in parallel)", "changes/s", rates, f">= {more}x 1",
+                    one_process is not None and statistics.median(rates) >= more * one_process)
+                row("  per process, as a share of the raw verify rate", "%",
+                    [100 * r / processes / ceiling for r in rates])
+        progress(f"  end to end, {nodes['A']['changes']:,} changes A -> hub -> B ...")
+        e2e = end_to_end(nodes, scratch, runs)
+        goal, size = GOALS["e2e_per_s"], GOALS["bytes_per_change"]
+        n = int(statistics.median(e2e["pushed"]))
+        row(f"end to end: node A -> hub, push of {n:,}", "changes/s", e2e["push_per_s"], f">= {goal:,}",
+            at_least(statistics.median(e2e["push_per_s"]), goal))
+        row("  bytes on the wire per change, push", "B", e2e["push_bytes"], f"<= {size}",
+            statistics.median(e2e["push_bytes"]) <= size)
+        row(f"end to end: hub -> node B, pull of {int(statistics.median(e2e['pulled'])):,}", "changes/s",
+            e2e["pull_per_s"], f">= {goal:,}", at_least(statistics.median(e2e["pull_per_s"]), goal))
+        row("  bytes on the wire per change, pull", "B", e2e["pull_bytes"], f"<= {size}",
+            statistics.median(e2e["pull_bytes"]) <= size)
+        row("end to end: A -> hub -> B (push time + pull time)", "changes/s", e2e["total_per_s"])
+        progress(f"  catch-up, {nodes['C']['changes']:,} changes made offline over {NODES['C'][3]} days ...")
+        cu = catch_up(nodes, scratch, runs)
+        peak = GOALS["peak_mb"]
+        row(f"catch-up: node pushes {int(statistics.median(cu['pushed'])):,} changes", "s", cu["push_s"])
+        row("  peak memory of the node", "MB", cu["push_peak_mb"], f"< {peak}",
+            statistics.median(cu["push_peak_mb"]) < peak)
+        row(f"catch-up: a second node pulls {int(statistics.median(cu['pulled'])):,} changes", "s", cu["pull_s"])
+        row("  peak memory of the pulling node", "MB", cu["pull_peak_mb"], f"< {peak}",
+            statistics.median(cu["pull_peak_mb"]) < peak)
+        row("  peak memory of the hub (both)", "MB", cu["hub_peak_mb"], f"< {peak}",
+            statistics.median(cu["hub_peak_mb"]) < peak)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"runs": runs, "postgres": bool(postgres), "quick": quick, "raw_verify": verify,
+            "nodes": {k: {f: v for f, v in n.items() if f not in ("path", "bodies")} for k, n in nodes.items()},
+            "scenarios": rows}
+
+
+def table(rows: list[dict]) -> str:
+    """The sync figures with goals and PASS/FAIL."""
+    width = max(len(r["name"]) for r in rows)
+    lines = [f"{'scenario':<{width}}  {'median':>10}  {'min':>10}  {'max':>10}  {'unit':<9}  {'goal':>9}  result",
+             "-" * (width + 70)]
+    for r in rows:
+        result = "" if r["passed"] is None else ("PASS" if r["passed"] else "FAIL")
+        lines.append(f"{r['name']:<{width}}  {r['median']:>10,.1f}  {r['min']:>10,.1f}  {r['max']:>10,.1f}  "
+                     f"{r['unit']:<9}  {r['goal']:>9}  {result}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "worker":
+        sys.exit(worker(sys.argv[2:]))
+    print("usage: python -m bench.run --only sync   (this module's `worker` commands are for bench.run)")
+    sys.exit(2)
