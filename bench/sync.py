@@ -173,10 +173,14 @@ def run_worker(*args: Any) -> dict:
     return out
 
 
-def motcua(*args: str) -> str:
+def motcua_command() -> list[str]:
+    """How to run `motcua`: the venv's script, or the module when the script is missing."""
     exe = Path(sys.executable).with_name("motcua")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from node.cli import main; main()"]
-    proc = subprocess.run(cmd + list(args), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "node.cli"]
+
+
+def motcua(*args: str) -> str:
+    proc = subprocess.run(motcua_command() + list(args), cwd=ROOT, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"motcua {' '.join(args[:2])} failed: {proc.stderr[-2000:]}")
     return proc.stdout.strip()
@@ -211,15 +215,15 @@ class Hub:
                 data = self.folder.with_name(f"{self.folder.name}-{i + 1}")
                 shutil.copytree(self.folder, data, ignore=shutil.ignore_patterns("files", "hub.db*"))
             port = free_port()
-            exe = Path(sys.executable).with_name("motcua")
-            self.procs.append(subprocess.Popen(
-                [str(exe), "hub", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            with open(self._log(i), "wb") as log:
+                self.procs.append(subprocess.Popen(
+                    motcua_command() + ["hub", "serve", "--data", str(data), "--host", "127.0.0.1", "--port",
+                                        str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log))
             self.urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(self.urls, self.procs, strict=True):
             for _ in range(300):  # bounded: 30 s
                 if proc.poll() is not None:
-                    raise RuntimeError(f"hub exited: {proc.stderr.read().decode()[-2000:]}")
+                    raise RuntimeError(f"hub exited: {self._log(self.procs.index(proc)).read_text()[-2000:]}")
                 try:
                     if requests.get(f"{url}/api/v1/time", timeout=1).ok:
                         break
@@ -229,6 +233,9 @@ class Hub:
             else:
                 raise RuntimeError("hub did not start in 30 s")
         return self.urls
+
+    def _log(self, i: int) -> Path:
+        return self.folder.with_name(f"{self.folder.name}-{i + 1}.log")  # a file: a pipe could fill and block
 
     def peak_kb(self, i: int = 0) -> int:
         for line in Path(f"/proc/{self.procs[i].pid}/status").read_text().splitlines():

@@ -198,7 +198,8 @@ def insert(model: type[pw.Model], row: dict[str, Any], *, upsert_key: str | None
     state = _BATCH.get()
     if state is not None and state.deferred is not None and model in DEFERRABLE:
         sql, order = compiled(model, shape, build)
-        state.deferred.setdefault(model, []).append((sql, args if order is None else [args[i] for i in order]))
+        state.deferred.setdefault(model, []).append(
+            (sql, args if order is None else [args[i] for i in order], row.get("id")))
         return
     run(model, shape, build, args)
 
@@ -247,8 +248,8 @@ class BatchRetry(Exception):
 @dataclass
 class _Batch:
     status: dict[str, Any] = field(default_factory=dict)  # dossier id -> status, as the database holds it
-    # Pipelined batches only: inserts held back per table, sent with one executemany per statement text.
-    deferred: dict[type[pw.Model], list[tuple[str, list[Any]]]] | None = None
+    # Pipelined batches only: inserts held back per table as (SQL, arguments, row id), in order.
+    deferred: dict[type[pw.Model], list[tuple[str, list[Any], Any]]] | None = None
 
 
 # Tables merge never reads back: their inserts may be sent together at the end of a pipelined batch.
@@ -256,13 +257,24 @@ DEFERRABLE = (DossierEvent, DossierDocument, Attachment)
 
 
 def _flush(state: _Batch, model: type[pw.Model] | None = None) -> None:
-    """Send the held-back inserts (of one table, or all), in order, one executemany per run of one statement."""
+    """Send the held-back inserts (of one table, or all) with one executemany per statement text.
+
+    Inserts of distinct rows commute, so they are grouped by statement; should two name the same row (its
+    first insert wins), only runs of one statement next to each other are grouped, keeping the order.
+    """
     for m in [model] if model is not None else list(state.deferred or {}):
         rows = (state.deferred or {}).pop(m, [])
+        if len({row_id for _, _, row_id in rows}) == len(rows):
+            groups: dict[str, list[list[Any]]] = {}
+            for sql, args, _ in rows:
+                groups.setdefault(sql, []).append(args)
+            runs = list(groups.items())
+        else:
+            runs = [(sql, [args for _, args, _ in group]) for sql, group in groupby(rows, key=lambda r: r[0])]
         cursor = database_of(m).cursor()
-        for sql, group in groupby(rows, key=lambda r: r[0]):
+        for sql, many in runs:
             with pw.__exception_wrapper__:
-                cursor.executemany(sql, [args for _, args in group])
+                cursor.executemany(sql, many)
 
 
 _BATCH: ContextVar[_Batch | None] = ContextVar("motcua_merge_batch", default=None)
