@@ -118,9 +118,11 @@ def ingest(
         if not gaps_allowed:
             require_contiguous(fresh, last_seq)
         verified.extend(fresh)
+    rows: list[tuple[dict[str, Any], bool]] = []
     try:
-        with merge.batch(verified):
-            rows = [(change, apply(change)) for change in verified]
+        if verified:  # a replayed batch has nothing left to apply
+            with merge.batch(verified):
+                rows = [(change, apply(change)) for change in verified]
     except merge.BatchRetry:  # the pipelined attempt failed (PostgreSQL): again one by one, to raise what failed
         rows = [(change, apply(change)) for change in verified]
     for change, applied in rows:
