@@ -5,36 +5,12 @@ Wired into central/cli.py by `register(hub_group)`. Errors are one line on stder
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import click
 
-DATA_ENV = "MOTCUA_HUB_DATA"
-
-
-def _fail(message: str) -> None:
-    click.echo(f"motcua: {message}", err=True)
-    sys.exit(1)
-
-
-def _open(data: str | None):
-    from .errors import HubError
-    from .instance import Hub
-
-    path = Path(data or os.environ.get(DATA_ENV) or "hub")
-    try:
-        return Hub(path)
-    except HubError as exc:
-        _fail(exc.message)
-    except Exception as exc:  # a database that cannot be reached, a damaged key file
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        _fail(f"cannot open the hub in {path}: {type(exc).__name__}: {first}")
-
-
-DATA_OPTION = click.option("--data", "data", type=click.Path(file_okay=False), default=None,
-                           help=f"Data folder of the hub (default: ${DATA_ENV} or ./hub).")
+# The hub CLI's own helpers: same data folder option, same one-line failures.
+from .cli import DATA_OPTION, _fail, _open
 
 
 @click.command("import")

@@ -1,7 +1,7 @@
 """Browser tests: the node served by waitress on 127.0.0.1, driven by headless Debian Chromium.
 
 Every test in this folder is marked `browser`; all of them are skipped when /usr/bin/chromium is
-missing (CI installs it). Never `playwright install`: the system Chromium is used as it is.
+missing (CI installs it). Playwright never downloads a browser here: Debian's Chromium is used as it is.
 Screenshots are kept in `test-artifacts/screenshots/<test>-<step>.png` at the repository root.
 """
 
