@@ -129,7 +129,7 @@ def _change_ref(changes: list[Any], ref: str | None) -> dict[str, Any] | None:
 
 @bp.post("/sync/push")
 def push():
-    """Verify, store and merge a batch of the node's own changes (all or nothing)."""
+    """Verify, store and merge a batch of changes (all or nothing): the node's own, or relayed ones."""
     h = hub()
     check_protocol()
     caller = signed_request(h, push=True)
@@ -141,7 +141,8 @@ def push():
         try:
             result = h.storage.ingest_push(caller.node_id, changes, now=h.now())
         except ingest.ForkDetected as fork:
-            fork.message = (f"{fork.message}; node {caller.node_id} is now quarantined and the district "
+            forked = fork.incoming.get("node_id") or caller.node_id
+            fork.message = (f"{fork.message}; node {forked} is now quarantined and the district "
                             f"administrator alerted (fork #{getattr(fork, 'fork_id', '?')})")
             fork.change = _change_ref(changes, fork.change_ref)  # type: ignore[attr-defined]
             raise
@@ -149,7 +150,7 @@ def push():
             exc.change = _change_ref(changes, exc.change_ref)  # type: ignore[attr-defined]
             raise
     return packed({"acked_seq": result.acked_seq, "hub_time_ms": h.now_ms(), "stored": result.stored,
-                   "skipped": result.skipped})
+                   "skipped": result.skipped, "origins": result.origins})
 
 
 def _limit(body: dict[str, Any]) -> int:
@@ -189,8 +190,24 @@ def status():
         h.storage.touch_node(caller.node_id, **{("backlog_reported" if k == "backlog" else k): v
                                                 for k, v in reported.items()})
     seq, last_hash = h.storage.held(caller.node_id)
-    return packed({"acked_seq": seq, "last_hash": last_hash, "digest": h.storage.digest(caller.scopes),
-                   "hub_time_ms": h.now_ms(), "status": caller.record["status"]})
+    answer = {"acked_seq": seq, "last_hash": last_hash, "digest": h.storage.digest(caller.scopes),
+              "hub_time_ms": h.now_ms(), "status": caller.record["status"]}
+    if "origins" in body:
+        answer["origins"] = _origins_held(h, body["origins"])
+    return packed(answer)
+
+
+def _origins_held(h, origins: Any) -> dict[str, int]:
+    """The highest seq held of each listed node (enrolled ones, and the hub itself): a relaying node learns
+    what it still has to carry, a laptop which of the changes it got over the LAN the hub holds."""
+    if (not isinstance(origins, list) or len(origins) > protocol.MAX_STATUS_ORIGINS
+            or not all(isinstance(o, str) and NODE_ID_RE.match(o) for o in origins)):
+        raise protocol.BadBody(f"'origins' must be a list of at most {protocol.MAX_STATUS_ORIGINS} node ids")
+    held = {}
+    for origin in dict.fromkeys(origins):
+        if origin == h.node_id or h.storage.node_record(origin) is not None:
+            held[origin] = h.storage.held(origin)[0]
+    return held
 
 
 # ---------------------------------------------------------------- files

@@ -192,15 +192,17 @@ def hub_submit(data, unit, procedure, applicant_name, id_number, birth_date, add
     click.echo(result["code"])
 
 
-from .bundle_cli import register as register_bundles  # noqa: E402  (`motcua hub import/export`)
-
-register_bundles(hub_group)
-
-
 def register(main: click.Group) -> None:
-    """Add `motcua hub ...` to the main command group."""
+    """Add `motcua hub ...` (with `motcua hub import/export`) to the main command group."""
+    # Imported here, not at module level: central.bundle_cli builds on this module's options, and importing
+    # either module first must work.
+    from .bundle_cli import register as register_bundles
+
+    if "import" not in hub_group.commands:
+        register_bundles(hub_group)
     main.add_command(hub_group)
 
 
 if __name__ == "__main__":
+    register(click.Group())
     hub_group(prog_name="motcua hub")

@@ -41,6 +41,7 @@ class NodeStatus(Base):
     clock_skew_ms = pw.BigIntegerField(null=True)
     software_version = pw.CharField(default="")
     backlog_reported = pw.IntegerField(null=True)
+    pulled_to = pw.IntegerField(default=0)  # the node has merged its scope up to this hub change id
 
 
 class ForkRecord(Base):

@@ -28,7 +28,8 @@ COMMON_ERRORS = {
     "400": _error("Garbled or truncated body, bad cursor, protocol version not accepted, invalid field"),
     "401": _error("Request not signed (X-Motcua-Node, X-Motcua-Time, X-Motcua-Signature missing)"),
     "403": _error("unknown_node, node_revoked, node_quarantined (push), bad_signature, clock_outside_window, "
-                  "node_mismatch (another node_id than the signer), relay_not_allowed"),
+                  "node_mismatch (another node_id than the signer), relay_not_allowed (a relayed origin whose "
+                  "scope does not include the pushing node's unit), out_of_scope, registry_write_refused"),
     "413": _error("Body over MAX_BODY compressed bytes or inflating past MAX_INFLATED"),
 }
 
@@ -87,13 +88,22 @@ def document() -> dict[str, Any]:
                     "403": _error("token_unknown, token_used, token_expired, token_scope"),
                     "409": _error("already_enrolled")}}},
             "/api/v1/sync/push": {"post": {
-                "summary": "Push a batch of the node's own changes (stored and merged all or nothing)",
+                "summary": "Push a batch of changes (stored and merged all or nothing)",
+                "description": "The node's own changes, and, for a commune node relaying its field laptops, "
+                               "other nodes' changes with their original signatures. A relayed origin must be "
+                               "enrolled and active, with a scope that includes the pushing node's unit; its run "
+                               "continues what the hub holds of it (changes already held are skipped) and may "
+                               "only write units both nodes serve. Unknown, revoked or quarantined origins are "
+                               "refused with 403 (unknown_node, node_revoked, node_quarantined).",
                 "security": SIGNED, "parameters": [protocol_header],
                 "requestBody": {"required": True, "content": {ZSTD: {"schema": _obj(
                     {"node_id": {"type": "string"}, "changes": {"type": "array", "items": change}})}}},
                 "responses": {
-                    "200": _packed(_obj({"acked_seq": {"type": "integer"}, "hub_time_ms": {"type": "integer"}}),
-                                   "Highest seq of this node the hub holds"),
+                    "200": _packed(_obj({"acked_seq": {"type": "integer"}, "hub_time_ms": {"type": "integer"},
+                                         "stored": {"type": "integer"}, "skipped": {"type": "integer"},
+                                         "origins": {"type": "object", "additionalProperties": {"type": "integer"},
+                                                     "description": "Highest seq held of each relayed origin"}}),
+                                   "Highest seq of this node (and of each relayed origin) the hub holds"),
                     **COMMON_ERRORS,
                     "409": _error("sequence_gap, chain_broken, change_not_applicable, fork (the node is quarantined)"),
                     "503": _error("Too many pushes in flight: retry after the Retry-After header's seconds")}}},
@@ -113,10 +123,16 @@ def document() -> dict[str, Any]:
                 "security": SIGNED, "parameters": [protocol_header],
                 "requestBody": {"required": True, "content": {ZSTD: {"schema": _obj(
                     {"node_id": {"type": "string"}, "backlog": {"type": "integer"},
-                     "clock_skew_ms": {"type": "integer"}}, ["node_id"])}}},
+                     "clock_skew_ms": {"type": "integer"},
+                     "origins": {"type": "array", "items": {"type": "string"}, "maxItems": protocol.MAX_STATUS_ORIGINS,
+                                 "description": "Node ids whose highest held seq the node wants to know"}},
+                    ["node_id"])}}},
                 "responses": {"200": _packed(_obj({
                     "acked_seq": {"type": "integer"}, "last_hash": {"type": "string"}, "digest": digest,
-                    "hub_time_ms": {"type": "integer"}}), "Status"), **COMMON_ERRORS}}},
+                    "hub_time_ms": {"type": "integer"},
+                    "origins": {"type": "object", "additionalProperties": {"type": "integer"},
+                                "description": "Highest seq held of each listed node that is enrolled"}}),
+                    "Status"), **COMMON_ERRORS}}},
             "/api/v1/files/{sha256}": {
                 "parameters": [sha_param],
                 "head": {"summary": "Bytes of the file the hub holds (X-Motcua-Size), to resume an upload",

@@ -3,8 +3,11 @@
     made by the hub, entity procedure / calendar_day / node      -> "*" (every node)
     user                                                        -> the user's unit_code
     dossier create                                              -> fields.unit_code
-    dossier update / action                                     -> the dossier's unit_code
+    dossier update / action                                     -> the dossier's unit_code (else payload "unit":
+                                                                   an action may arrive before its dossier)
     document / attachment                                       -> the unit of the dossier they belong to
+    conflict resolve / duplicate review, attachment delete      -> the unit of the payload's dossier
+                                                                   (a duplicate of two communes: the first)
     anything else, an unknown dossier, a node's own catalogue   -> the originating node's unit_code
 
 Works before or after the batch is applied: dossiers, documents and users created earlier in the same
@@ -40,6 +43,16 @@ def _fields(change: dict[str, Any]) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
+def _about(change: dict[str, Any]) -> str | None:
+    """The dossier a decision or a deletion is about, named in its payload."""
+    payload = change.get("payload") or {}
+    if not isinstance(payload, dict) or change["entity"] not in ("conflict", "duplicate", "attachment"):
+        return None
+    ids = payload.get("dossier_ids")
+    found = payload.get("dossier_id") or (ids[0] if isinstance(ids, list) and ids else None)
+    return found if isinstance(found, str) else None
+
+
 def scopes_for(changes: Iterable[dict[str, Any]], hub_node_id: str) -> list[str]:
     """The scope of each change, in order."""
     changes = list(changes)
@@ -58,6 +71,8 @@ def scopes_for(changes: Iterable[dict[str, Any]], hub_node_id: str) -> list[str]
                 document_ids.add(c["entity_id"])
         elif entity == "user" and not isinstance(fields.get("unit_code"), str):
             user_ids.add(c["entity_id"])
+        if isinstance(_about(c), str):
+            dossier_ids.add(_about(c))
     # Rows created in this batch first (creates are insert-once, so the batch's value is the row's value).
     batch_dossier = {c["entity_id"]: _fields(c).get("unit_code") for c in changes
                      if c["entity"] == "dossier" and c["op"] == "create"}
@@ -87,10 +102,15 @@ def scopes_for(changes: Iterable[dict[str, Any]], hub_node_id: str) -> list[str]
                 c["entity_id"])
         elif entity == "dossier":
             scope = fields.get("unit_code") if op == "create" else dossier_unit.get(c["entity_id"])
-        elif entity in ("document", "attachment"):
+        elif entity in ("document", "attachment") and op != "delete":
             dossier_id = fields.get("dossier_id") if isinstance(fields.get("dossier_id"), str) else \
                 doc_dossier.get(c["entity_id"])
             scope = dossier_unit.get(dossier_id or "")
+        elif isinstance(_about(c), str):
+            scope = dossier_unit.get(_about(c))
+        if (not isinstance(scope, str) or not scope) and entity in ("dossier", "conflict", "duplicate", "attachment"):
+            unit = (c.get("payload") or {}).get("unit")
+            scope = unit.split(",")[0] if isinstance(unit, str) else None
         if not isinstance(scope, str) or not scope:
             scope = origin_unit.get(c["node_id"]) or HUB_ONLY_SCOPE
         out.append(scope)

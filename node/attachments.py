@@ -72,6 +72,26 @@ def attach(node: Node, dossier_id: str, filename: str, data: bytes, mime: str, a
     return att_id
 
 
+def remove(node: Node, officer, att_id: str) -> Attachment:
+    """Take a wrongly attached scan off its dossier: a deletion that travels as a tombstone, so a replica
+    that receives the attachment later still leaves it out. The file itself stays on disk (content-addressed,
+    it may serve another attachment). Refused on a closed dossier."""
+    from .sync.state import Dossier
+    from .errors import PermissionDenied, TransitionNotAllowed
+
+    if not officer.has("reception", "specialist", "leader"):
+        raise PermissionDenied("Vai trò của bạn không được gỡ tệp.", "Your role may not remove files.")
+    with store.transaction(node):
+        att = get(att_id)
+        d = Dossier.get_by_id(att.dossier_id)
+        if d.status in (3, 7, 8, 10):  # refused, withdrawn, stopped, returned: the file is part of the record
+            raise TransitionNotAllowed("Hồ sơ đã kết thúc, không gỡ tệp được.",
+                                       "The dossier is closed; its files cannot be removed.")
+        store.write(node, "attachment", att_id, "delete",
+                    {"dossier_id": att.dossier_id, "unit": d.unit_code, "at": to_text(node.now())}, officer.id)
+    return att
+
+
 def get(att_id: str) -> Attachment:
     row = Attachment.get_or_none(Attachment.id == att_id)
     if row is None:

@@ -234,6 +234,24 @@ def node_sync(data) -> None:
     click.echo(report.summary() + f" ({report.duration:.1f} s)")
 
 
+@node.command("lan")
+@DATA_OPTION
+@click.option("--url", default=None, help="URL of the commune node this field laptop syncs with on the LAN when the "
+                                          "hub cannot be reached, e.g. http://192.168.1.10:8080.")
+@click.option("--off", is_flag=True, help="Forget the LAN relay: sync with the hub only.")
+def node_lan(data, url, off) -> None:
+    """Show or set the commune node a field laptop syncs with on the LAN ($MOTCUA_LAN_URL overrides it)."""
+    from . import relay, syncer
+
+    node_ = _open_node(data)
+    if url or off:
+        try:
+            syncer.set_lan_url(node_, None if off else url)
+        except ValueError as exc:
+            _fail(str(exc))
+    click.echo(f"LAN relay: {relay.lan_url(node_) or 'none (hub only)'}")
+
+
 @node.command("status")
 @DATA_OPTION
 def node_status(data) -> None:
@@ -249,6 +267,7 @@ def node_status(data) -> None:
         ("state", info["state"]),
         ("last sync", info["last_success"] or "never"),
         ("last attempt", info["last_attempt"] or "never"),
+        ("last path", {"lan": f"LAN relay {info['lan_url']}", "hub": "hub"}.get(info["last_path"], "-")),
         ("changes waiting", info["changes_waiting"]),
         ("files waiting", info["files_waiting"]),
         ("clock skew", "unknown" if skew is None else

@@ -37,17 +37,25 @@ def _m2_name_search(db: APSWDatabase) -> None:
 
 def _m3_sync_registry(db: APSWDatabase) -> None:
     # Key registry table; usernames unique per unit (communes meet at the hub).
-    from .sync.state import NodeRecord, User
+    from .sync.state import NodeRecord
 
     db.create_tables([NodeRecord])
     db.execute_sql("DROP INDEX IF EXISTS user_username")
     db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS user_unit_code_username ON "user" (unit_code, username)')
 
 
+def _m4_convergence(db: APSWDatabase) -> None:
+    # Versions, field writes, conflicts, duplicate flags and tombstones (merge rules of design.md §4).
+    from .sync.state import upgrade_schema
+
+    upgrade_schema(db, SYNCED_MODELS)
+
+
 MIGRATIONS = [
     (1, "initial tables", _m1_initial),
     (2, "name search index", _m2_name_search),
     (3, "key registry, usernames per unit", _m3_sync_registry),
+    (4, "versions, conflicts, duplicates, tombstones", _m4_convergence),
 ]
 
 

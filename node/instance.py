@@ -45,6 +45,7 @@ class Identity:
     leader_title: str = "Chủ tịch UBND xã"
     public_key: str = ""
     public_url: str = ""  # base URL printed in receipts' QR codes
+    code_tag: str = ""  # a second node of the same unit (a field laptop): its dossier codes are {unit}.{tag}-...
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

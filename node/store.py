@@ -53,10 +53,11 @@ def apply_change(change: dict[str, Any]) -> bool:
         from .catalogue import forget_calendar
 
         forget_calendar()
-    if change["entity"] == "dossier" and change["op"] in ("create", "update"):
-        fields = change["payload"].get("fields") or change["payload"].get("set") or {}
+    if change["entity"] in ("dossier", "conflict") and change["op"] in ("create", "update", "resolve"):
+        payload = change["payload"]
+        fields = payload.get("fields") or payload.get("set") or {}
         if "applicant_name" in fields:
-            index_name(change["entity_id"])
+            index_name(payload.get("dossier_id") if change["entity"] == "conflict" else change["entity_id"])
     return applied
 
 

@@ -6,6 +6,10 @@
 $MOTCUA_HUB_URL, when set, replaces the pinned URL for syncs (a hub that moved, a relay or a test proxy);
 the hub's key is still checked against the pinned one, so it cannot redirect a node to another hub.
 
+A field laptop with a LAN relay configured (`motcua node lan --url http://COMMUNE-NODE:PORT`, or
+$MOTCUA_LAN_URL) tries the hub first (with fewer retries) and, when the hub cannot be reached, syncs with
+its commune's node over the LAN instead (node/relay.py's LanSession); `sync.last_path` says which was used.
+
 The stages themselves live in `node.sync.session` (pure, no Flask); the transport in `node.sync.client`.
 """
 
@@ -21,11 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import __version__, attachments, store, timeutil
+from . import __version__, attachments, relay, store, timeutil
 from .instance import Node
 from .models import NodeSetting
-from .sync import encoding, keys
-from .sync.client import HubClient, HubKeyMismatch, RequestsTransport, Transport, normalise_hub_url
+from .sync import encoding, keys, protocol
+from .sync.client import HubClient, HubKeyMismatch, HubUnreachable, RequestsTransport, Transport, normalise_hub_url
 from .sync.errors import SignatureInvalid, SyncError
 from .sync.session import Replica, SyncReport, SyncSession, changes_waiting, files_waiting
 
@@ -145,6 +149,10 @@ def enroll(node: Node, hub_url: str, token: str, *, transport: Transport | None 
         raise HubKeyMismatch("the hub's enrollment record is for another node or key")
     _write_pin(node, {"url": url, "hub_node_id": answer["hub_node_id"], "hub_public_key": hub_key,
                       "record": record, "record_sig": answer["record_sig"]})
+    if record.get("kind") == "laptop" and not ident.code_tag:
+        # A laptop shares its commune's unit code: a tag keeps its dossier codes apart ({unit}.{tag}-...).
+        ident.code_tag = "L" + ident.node_id[-5:]
+        ident.save(node.path / "node.json")
     return record
 
 
@@ -189,25 +197,64 @@ def sync_lock(node: Node, *, wait: bool = True, timeout: float = 300.0) -> Itera
         lock.release()
 
 
+LAN_HUB_RETRIES = 1  # a laptop with a LAN relay does not wait long for a hub it cannot reach
+
+
 def sync_once(node: Node, *, transport: Transport | None = None, wait: bool = True, retries: int = 5,
-              **session_options: Any) -> SyncReport:
-    """Run one sync with the pinned hub; never raises for a failed sync (the report says why)."""
+              lan_transport: Transport | None = None, **session_options: Any) -> SyncReport:
+    """Run one sync with the pinned hub, or (a laptop whose hub is unreachable) with its LAN relay; never
+    raises for a failed sync (the report says why)."""
     pin = read_pin(node)
     if pin is None:
         exc = NotEnrolled("this node is not enrolled with a hub; run `motcua node enroll` first")
         return SyncReport(error=exc.message, error_code=exc.code, exception=exc)
+    lan = relay.lan_url(node)
     try:
         with sync_lock(node, wait=wait):
-            client = make_client(node, hub_url(pin), pin=pin, transport=transport, retries=retries)
+            tries = min(retries, LAN_HUB_RETRIES) if lan else retries
+            client = make_client(node, hub_url(pin), pin=pin, transport=transport, retries=tries)
             try:
                 session = SyncSession(client, NodeReplica(node), hub_node_id=pin["hub_node_id"],
                                       hub_public_key=pin["hub_public_key"], **session_options)
-                return session.run()
+                report = session.run()
             finally:
                 if transport is None:
                     client.transport.close()
+            if lan and isinstance(report.exception, HubUnreachable):
+                return sync_lan(node, pin, lan, transport=lan_transport, retries=retries,
+                                hub_error=report.error or "", **session_options)
+            NodeReplica(node).save({"sync.last_path": "hub"})
+            return report
     except SyncBusy as exc:
         return SyncReport(error=exc.message, error_code=exc.code, exception=exc)
+
+
+def sync_lan(node: Node, pin: dict[str, Any], url: str, *, transport: Transport | None = None, retries: int = 2,
+             hub_error: str = "", **session_options: Any) -> SyncReport:
+    """One sync with the commune node's relay at `url` (the caller holds the sync lock)."""
+    try:
+        base = normalise_hub_url(url)
+    except ValueError as exc:
+        return SyncReport(path="lan", peer=url, error=str(exc), error_code="bad_lan_url", exception=exc)
+    client = HubClient(transport or RequestsTransport(base, peer="the commune node"), node_id=node.node_id,
+                       key=node.key, software_version=__version__, retries=retries, api_prefix=protocol.RELAY_API)
+    own_unit = {node.node_id: node.identity.unit_code}
+    try:
+        session = relay.LanSession(client, NodeReplica(node), hub_node_id=pin["hub_node_id"],
+                                   hub_public_key=pin["hub_public_key"], lan_url=base,
+                                   unit_of=lambda changes: relay.concerns(changes, hub_node_id=pin["hub_node_id"],
+                                                                          origin_units=own_unit),
+                                   **session_options)
+        report = session.run()
+    finally:
+        if transport is None:
+            client.transport.close()
+    if hub_error:
+        logger.info("hub unreachable (%s); synced over the LAN with %s: %s", hub_error, base,
+                    report.error or "ok")
+    if report.error is not None:
+        report.error = f"the hub cannot be reached, and the sync with the commune node at {base} failed: {report.error}"
+    return report
 
 
 def status(node: Node, *, brief: bool = False) -> dict[str, Any]:
@@ -224,19 +271,52 @@ def status(node: Node, *, brief: bool = False) -> dict[str, Any]:
     except ValueError:
         last_error = None
     result = replica.setting("sync.last_result")
-    return {
+    lan = _lan_status(node, replica)
+    state = "not_enrolled" if pin is None else ("never" if not result else
+                                                 "online" if result == "ok" else
+                                                 "offline" if result == "hub_unreachable" else "error")
+    if state == "offline" and lan["last_path"] == "lan" and lan["lan_last_result"] == "ok":
+        state = "lan"  # the hub is out of reach, but the commune node took and gave what it could
+    return {**lan, "state": state,
         "node_id": node.node_id, "unit_code": node.identity.unit_code, "unit_name": node.identity.unit_name,
         "enrolled": pin is not None, "hub_url": (pin or {}).get("url", ""),
         "hub_node_id": (pin or {}).get("hub_node_id", ""),
-        "state": "not_enrolled" if pin is None else ("never" if not result else
-                                                      "online" if result == "ok" else
-                                                      "offline" if result == "hub_unreachable" else "error"),
         "last_result": result, "last_success": replica.setting("sync.last_success"),
         "last_attempt": replica.setting("sync.last_attempt"), "last_error": last_error,
         "stage": replica.setting("sync.stage"),
         "changes_waiting": changes_waiting(replica), "files_waiting": None if brief else files_waiting(replica),
         "clock_skew_ms": skew_ms, "clock_warning": skew_ms is not None and abs(skew_ms) > CLOCK_WARNING_MS,
     }
+
+
+def _json_setting(replica: NodeReplica, name: str, default: Any) -> Any:
+    try:
+        value = json.loads(replica.setting(name) or "null")
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+def _lan_status(node: Node, replica: NodeReplica) -> dict[str, Any]:
+    """The LAN part of `status`: the relay a laptop uses, and the laptops a commune node serves."""
+    seen = _json_setting(replica, "relay.seen", {})
+    errors = _json_setting(replica, "relay.errors", {})
+    return {
+        "last_path": replica.setting("sync.last_path"), "lan_url": relay.lan_url(node),
+        "lan_last_result": replica.setting("lan.last_result"), "lan_last_success": replica.setting("lan.last_success"),
+        "lan_last_error": _json_setting(replica, "lan.last_error", {}) or None,
+        "lan_pushed_seq": replica.setting("lan.pushed_seq"),
+        "laptops": [{"node_id": k, "at": (v or {}).get("at", ""), "error": errors.get(k)}
+                    for k, v in sorted(seen.items()) if isinstance(v, dict)],
+        "relay_errors": errors,
+    }
+
+
+def set_lan_url(node: Node, url: str | None) -> str:
+    """Record the LAN relay of this laptop (a commune node's URL), or forget it with None/""; returns it."""
+    value = normalise_hub_url(url) if url else ""
+    NodeReplica(node).save({relay.LAN_URL_SETTING: value})
+    return value
 
 
 # ---------------------------------------------------------------- in the background

@@ -17,6 +17,7 @@ from . import catalogue, store
 from .deadlines import appointment as compute_appointment
 from .errors import NotFound, PermissionDenied, TransitionNotAllowed, ValidationFailed
 from .instance import Node
+from .sync.dossiers import EDITABLE
 from .sync.ids import new_id
 from .sync.state import Dossier, DossierDocument, User
 from .text import check_id_number, fold, nfc, ID_MESSAGES
@@ -261,8 +262,10 @@ def validate_reception(data: dict[str, Any], now: datetime, lang: str = "vi") ->
 
 
 def next_code(node: Node, when: datetime) -> str:
-    """`{unit}-{yyMMdd}-{NNNN}`: a per-node daily counter, unique without coordination."""
-    prefix = f"{node.identity.unit_code}-{when:%y%m%d}-"
+    """`{unit}-{yyMMdd}-{NNNN}`: a per-node daily counter, unique without coordination. A second node of the
+    same unit (a field laptop) has a code tag given at enrollment: `{unit}.{tag}-{yyMMdd}-{NNNN}`."""
+    tag = node.identity.code_tag
+    prefix = f"{node.identity.unit_code}{'.' + tag if tag else ''}-{when:%y%m%d}-"
     top = (Dossier.select(Dossier.code).where((Dossier.code >= prefix) & (Dossier.code < prefix + "\uffff"))
            .order_by(Dossier.code.desc()).limit(1).scalar())
     n = int(top[len(prefix):]) + 1 if top else 1
@@ -358,9 +361,12 @@ def perform(node: Node, officer: Officer, ref: str, name: str, params: dict[str,
         values, event = _HANDLERS[name](d, params, now, cal, officer)
         event = dict({"at": to_text(now), "by_user": officer.id, "by_name": officer.full_name,
                       "unit": node.identity.unit_name}, **event)
-        payload: dict[str, Any] = {"action": name, "set": values, "event": event}
+        # `base`: the status version this action was decided on, so a replica can tell an action made at
+        # the same time elsewhere (a conflict, settled by precedence) from a later one.
+        payload: dict[str, Any] = {"action": name, "set": values, "event": event, "base": d.status_version,
+                                   "from": d.status, "unit": d.unit_code}
         if action.to is not None:
-            payload.update({"from": d.status, "to": action.to})
+            payload["to"] = action.to
         store.write(node, "dossier", d.id, "action", payload, officer.id)
     return Dossier.get_by_id(d.id)
 
@@ -517,6 +523,82 @@ _HANDLERS = {
     "request_payment": _request_payment, "record_payment": _record_payment, "sign": _sign, "stop": _stop,
     "apologise": _apologise, "withdraw": _withdraw, "return_result": _return_result,
 }
+
+
+# ---------------------------------------------------------------- editing the applicant's details
+
+EDIT_LIMITS = {"applicant_name": 120, "applicant_birth_date": 10, "applicant_address": 300,
+               "applicant_phone": 20, "applicant_email": 120, "owner_name": 120, "matter": 500}
+assert set(EDIT_LIMITS) == set(EDITABLE)
+
+
+def validate_edit_value(name: str, value: Any) -> str:
+    """One editable field's new value, cleaned; raises ValidationFailed naming the field."""
+    if name not in EDITABLE:
+        raise ValidationFailed("Trường này không sửa được.", "This field cannot be edited.",
+                               fields={name: "Trường này không sửa được."})
+    clean = _text({name: value}, name, EDIT_LIMITS[name])
+    error = None
+    if name == "applicant_name" and not clean:
+        error = "Cần nhập họ tên người nộp hồ sơ."
+    elif name == "applicant_birth_date" and clean:
+        try:
+            datetime.strptime(clean, "%Y-%m-%d")
+        except ValueError:
+            error = "Ngày sinh theo dạng YYYY-MM-DD."
+    elif name == "applicant_phone" and clean and not PHONE.match(clean):
+        error = "Số điện thoại gồm 9–15 chữ số."
+    elif name == "applicant_email" and clean and not EMAIL.match(clean):
+        error = "Địa chỉ thư điện tử không hợp lệ."
+    elif name == "matter" and not clean:
+        error = "Cần ghi nội dung yêu cầu."
+    if error:
+        raise ValidationFailed("Thông tin chưa hợp lệ, vui lòng kiểm tra các trường được đánh dấu.",
+                               "The details are not valid; check the marked fields.", fields={name: error})
+    return clean
+
+
+def edit_dossier(node: Node, officer: Officer, ref: str, data: dict[str, Any]) -> Dossier:
+    """Correct the applicant's details (the fields in EDITABLE) as one signed change of field writes.
+
+    Each written field names the version it was based on, so an edit made elsewhere at the same time is
+    recognised as concurrent and kept as a conflict for a person, never silently lost. Fields left as they
+    are write nothing; an edit that changes nothing writes no change at all.
+    """
+    if not isinstance(data, dict):
+        raise ValidationFailed("Nội dung phải là một đối tượng JSON.", "The body must be a JSON object.")
+    if not officer.has("reception", "specialist", "leader"):
+        raise PermissionDenied("Vai trò của bạn không được sửa hồ sơ.", "Your role may not edit dossiers.")
+    unknown = sorted(k for k in data if k not in EDITABLE)
+    if unknown:
+        raise ValidationFailed("Có trường không sửa được.", "Some fields cannot be edited.",
+                               fields={k: "Trường này không sửa được." for k in unknown})
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    for name, value in data.items():
+        try:
+            clean[name] = validate_edit_value(name, value)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed("Thông tin chưa hợp lệ, vui lòng kiểm tra các trường được đánh dấu.",
+                               "The details are not valid; check the marked fields.", fields=errors)
+    with store.transaction(node):
+        d = get_dossier(ref)
+        if d.status in (REFUSED, WITHDRAWN, STOPPED, RETURNED):
+            raise TransitionNotAllowed(
+                f"Không sửa được hồ sơ ở trạng thái “{status_label(d.status)}”.",
+                f"A dossier that is “{status_label(d.status, 'en')}” cannot be edited.")
+        changed = {k: v for k, v in clean.items() if getattr(d, k) != v}
+        if not changed:
+            return d
+        versions = json.loads(d.field_versions or "{}")
+        if "applicant_name" in changed:
+            changed["applicant_folded"] = fold(changed["applicant_name"])
+        payload = {"set": changed, "base": {k: versions.get(k, d.version) for k in changed},
+                   "unit": d.unit_code, "by_name": officer.full_name, "at": to_text(node.now())}
+        store.write(node, "dossier", d.id, "update", payload, officer.id)
+    return Dossier.get_by_id(d.id)
 
 
 def documents_of(d: Dossier) -> list[DossierDocument]:

@@ -16,7 +16,7 @@ per process at a time; `connect()` binds it.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ class PushResult:
     last_hash: str
     stored: int
     skipped: int
+    origins: dict[str, int] = field(default_factory=dict)  # relayed origins: highest seq now held of each
 
 
 @dataclass
@@ -83,6 +84,11 @@ class HubStorage:
     # ---- the change log
     def ingest_push(self, node_id: str, changes: list[dict[str, Any]], *, now: datetime) -> PushResult:
         """Verify, store, merge and scope a pushed batch in one serialised transaction (all or nothing).
+
+        The batch may relay other nodes' changes (a commune node carrying its field laptops'): each origin
+        must be enrolled and active with a scope that includes the pusher's unit (else UnknownNode,
+        NodeRevoked, NodeQuarantined or RequestRefused relay_not_allowed), and its run is checked like the
+        pusher's own (contiguity after what the hub holds of it, prev chain, signature; replays skipped).
 
         Raises the sync core's errors (UnknownNode, NodeRevoked, SignatureInvalid, HashMismatch,
         SequenceGap, ChainBroken, ChangeNotApplicable...). On ForkDetected the batch is rolled back, a

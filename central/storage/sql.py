@@ -14,11 +14,12 @@ from collections.abc import Iterator
 import orjson
 import peewee as pw
 
-from node.sync import encoding, hlc, ingest, log, merge
+from node.sync import encoding, hlc, ingest, log, merge, protocol
 from node.sync.errors import ChangeNotApplicable
 from node.sync.log import Change
 from node.sync.protocol import digest_of
-from node.sync.state import SYNCED_MODELS, Attachment, Dossier, NodeRecord, database
+from node.sync.state import (SYNCED_MODELS, Attachment, Dossier, NodeRecord, Tombstone, database,
+                             upgrade_schema)
 from node.timeutil import to_text
 
 from ..errors import AlreadyEnrolled, NotFound, OutOfScope, RegistryWriteRefused, RequestRefused, TokenRefused
@@ -58,8 +59,8 @@ class SQLStorage(HubStorage):
             self.db.close()
 
     def create_schema(self) -> None:
-        with self.db.atomic():
-            self.db.create_tables(ALL_MODELS, safe=True)
+        with self.db.atomic():  # a hub made by an older version gets the newer tables and columns too
+            upgrade_schema(self.db, ALL_MODELS)
 
     def drop_schema(self) -> None:
         self.db.drop_tables(ALL_MODELS, safe=True)
@@ -80,19 +81,20 @@ class SQLStorage(HubStorage):
 
     # ------------------------------------------------------------ the change log
     def ingest_push(self, node_id: str, changes: list[dict[str, Any]], *, now: datetime) -> PushResult:
+        pusher = self.node_record(node_id)
+        units = {u for u in (pusher or {}).get("scope", "").split(",") if u}
+        allowed: dict[str, set[str]] = {node_id: units}
         for change in changes:
             if not isinstance(change, dict):
                 continue  # the shape check in ingest names it
-            if change.get("node_id") != node_id:
-                raise RequestRefused(f"a push may only carry the pushing node's own changes; "
-                                     f"got one of {change.get('node_id')!r} (relay not allowed yet)",
-                                     code="relay_not_allowed")
+            origin = change.get("node_id")
             if change.get("entity") == "node":
-                raise RegistryWriteRefused(f"{node_id}#{change.get('seq')} writes the key registry, which only "
+                raise RegistryWriteRefused(f"{origin}#{change.get('seq')} writes the key registry, which only "
                                            f"the hub may write", change_ref=change.get("hash"))
-        record = self.node_record(node_id)
-        allowed = {u for u in (record or {}).get("scope", "").split(",") if u}
+            if origin not in allowed:
+                allowed[origin] = self._relay_units(pusher or {"node_id": node_id}, origin, change)
         applier = _ScopedApply(changes, self.signer.node_id if self.signer else "", allowed)
+        relayed = [o for o in allowed if o != node_id]
         try:
             with self.transaction():
                 outcome = ingest.ingest(changes, key_for=self.key_for, apply=applier, sign_check="last",
@@ -100,11 +102,40 @@ class SQLStorage(HubStorage):
                 self._scope(outcome.stored_changes, applier.scopes)
                 seq, last_hash = log.last_of(node_id)
                 self._upsert_status(node_id, {"acked_seq": seq, "last_hash": last_hash, "last_seen": to_text(now)})
+                origins: dict[str, int] = {}
+                for origin in relayed:
+                    origins[origin], origin_hash = log.last_of(origin)
+                    self._upsert_status(origin, {"acked_seq": origins[origin], "last_hash": origin_hash})
         except ingest.ForkDetected as fork:
             fork.fork_id = self._record_fork(fork, now)  # type: ignore[attr-defined]
             raise
         self._observe(outcome.stored_changes)
-        return PushResult(seq, last_hash, outcome.stored, outcome.skipped)
+        return PushResult(seq, last_hash, outcome.stored, outcome.skipped, origins)
+
+    def _relay_units(self, pusher: dict[str, Any], origin: Any, change: dict[str, Any]) -> set[str]:
+        """The units `pusher` may carry changes of `origin` for (a commune node relaying a field laptop's
+        changes): the units both serve. Refused: an unknown, revoked or quarantined origin, or one whose
+        scope does not include the pusher's unit."""
+        who = f"node {pusher['node_id']}"
+        ref = change.get("hash") if isinstance(change.get("hash"), str) else None
+        record = self.node_record(origin) if isinstance(origin, str) else None
+        if record is None or record.get("kind") == "hub":
+            raise ingest.UnknownNode(f"{who} relays changes of node {origin!r}, which is not enrolled at this hub; "
+                                     f"nothing of the batch was stored", change_ref=ref)
+        if record["status"] == "revoked":
+            raise ingest.NodeRevoked(f"{who} relays changes of node {origin}, which was revoked on "
+                                     f"{record.get('revoked_at') or 'an earlier date'}; they are refused",
+                                     change_ref=ref)
+        if record["status"] == "quarantined":
+            raise ingest.NodeQuarantined(f"{who} relays changes of node {origin}, which is quarantined after a "
+                                         f"fork; an administrator must review it first", change_ref=ref)
+        mine = {u for u in (pusher.get("scope") or "").split(",") if u}
+        theirs = {u for u in (record.get("scope") or "").split(",") if u}
+        if pusher.get("unit_code") not in theirs or not mine & theirs:
+            raise RequestRefused(f"{who} ({pusher.get('unit_code') or '?'}) may not relay changes of node {origin}: "
+                                 f"its scope ({', '.join(sorted(theirs)) or 'none'}) does not include "
+                                 f"{pusher.get('unit_code') or 'the relaying unit'}", code="relay_not_allowed")
+        return mine & theirs
 
     def _observe(self, changes: list[dict[str, Any]]) -> None:
         if not changes or self.signer is None:
@@ -175,7 +206,44 @@ class SQLStorage(HubStorage):
         more = len(rows) > limit
         rows = rows[:limit]
         position = rows[-1].id if more else top
+        if after > 0:
+            self.acknowledge(node_id, after)
         return PullPage([log.row_to_change(r) for r in rows], position, more)
+
+    def acknowledge(self, node_id: str, position: int) -> None:
+        """A node pulling after `position` has merged everything of its scope up to it (its cursor moves only
+        when the merge committed): record it, and purge the tombstones every enrolled node has now seen."""
+        with self.transaction():
+            NodeStatus.insert(node_id=node_id, pulled_to=position).on_conflict(
+                conflict_target=[NodeStatus.node_id],
+                update={NodeStatus.pulled_to: pw.Case(None, [(NodeStatus.pulled_to < position, position)],
+                                                      NodeStatus.pulled_to)}).execute()
+            self.purge_tombstones()
+
+    def purge_tombstones(self) -> int:
+        """Delete tombstones that every active enrolled node whose scope holds them has pulled past (and
+        whose deleted row's create the hub holds); returns how many. Nodes keep theirs: they are small, and
+        a node cannot know that every other node has seen them."""
+        if not Tombstone.select().exists():
+            return 0
+        nodes = [(r.node_id, set((r.scope or "").split(","))) for r in NodeRecord.select().where(
+            (NodeRecord.status == "active") & (NodeRecord.kind != "hub"))]
+        seen = dict(NodeStatus.select(NodeStatus.node_id, NodeStatus.pulled_to).tuples())
+        gone = 0
+        for stone in list(Tombstone.select()):
+            found = (Change.select(Change.id, ChangeScope.scope)
+                     .join(ChangeScope, on=(ChangeScope.change_id == Change.id))
+                     .where((Change.node_id == stone.node_id) & (Change.seq == stone.seq)).tuples().first())
+            # The create must be here too: else it may still come (a laptop's, relayed late) and come back.
+            created = Change.select().where((Change.entity == stone.entity) & (Change.entity_id == stone.entity_id)
+                                            & (Change.op == "create")).exists()
+            if found is None or not created:
+                continue
+            change_id, scope = found
+            holders = [n for n, units in nodes if scope == protocol.GLOBAL_SCOPE or scope in units]
+            if all(seen.get(n, 0) >= change_id for n in holders):
+                gone += Tombstone.delete().where(Tombstone.id == stone.id).execute()
+        return gone
 
     def digest(self, scopes: list[str]) -> dict[str, Any]:
         query = (Change.select(Change.hash).join(ChangeScope, on=(ChangeScope.change_id == Change.id))
@@ -321,9 +389,10 @@ class SQLStorage(HubStorage):
 class _ScopedApply:
     """The `apply` given to ingest for a push: before the first change is applied (every change of the
     batch has been verified by then), scope the whole batch and refuse it if one change writes data of a
-    unit outside the pushing node's scope; then apply each change."""
+    unit outside what its node may write (`allowed`: node id -> units; for a relayed origin, the units it
+    shares with the relaying node); then apply each change."""
 
-    def __init__(self, changes: list[dict[str, Any]], hub_node_id: str, allowed: set[str]):
+    def __init__(self, changes: list[dict[str, Any]], hub_node_id: str, allowed: dict[str, set[str]]):
         self.changes, self.hub_node_id, self.allowed = changes, hub_node_id, allowed
         self.scopes: dict[str, str] | None = None
 
@@ -331,9 +400,10 @@ class _ScopedApply:
         if self.scopes is None:
             scopes = scopes_for(self.changes, self.hub_node_id)
             for c, scope in zip(self.changes, scopes, strict=True):
-                if scope not in self.allowed:
+                units = self.allowed.get(c["node_id"], set())
+                if scope not in units:
                     raise OutOfScope(f"{c['node_id']}#{c['seq']} writes data of unit {scope}, outside this "
-                                     f"node's scope ({', '.join(sorted(self.allowed)) or 'none'})",
+                                     f"node's scope ({', '.join(sorted(units)) or 'none'})",
                                      change_ref=c["hash"])
             self.scopes = {c["hash"]: s for c, s in zip(self.changes, scopes, strict=True)}
         return _apply(change)

@@ -122,7 +122,7 @@ class StorageContract:
 
     def test_a_failing_hub_write_leaves_nothing(self, storage):
         with pytest.raises(ChangeNotApplicable):
-            storage.write_change("dossier", "nope", "action", {"action": "x", "set": {}, "event": {}})
+            storage.write_change("dossier", "nope", "frobnicate", {"action": "x", "set": {}, "event": {}})
         assert storage.change_count() == 1
 
     # ------------------------------------------------------------ enrollment
@@ -227,10 +227,84 @@ class StorageContract:
         with pytest.raises(ingest.NodeRevoked):
             storage.ingest_push(writer.node_id, writer.dossier(), now=NOW)
 
-    def test_relay_of_another_nodes_changes_is_refused(self, storage):
-        writer, other = self.enrolled(storage), self.enrolled(storage)
-        with pytest.raises(RequestRefused, match="relay"):
-            storage.ingest_push(writer.node_id, other.dossier(), now=NOW)
+    # ------------------------------------------------------------ relays (a commune node carrying a laptop's changes)
+    def test_relay_allowed_when_the_laptops_scope_includes_the_relaying_unit(self, storage):
+        commune = self.enrolled(storage, UNIT_A)
+        laptop = self.enrolled(storage, UNIT_A, "laptop", [UNIT_A, UNIT_B])
+        own, carried = commune.dossier(), laptop.dossier(UNIT_A)
+        result = storage.ingest_push(commune.node_id, own + carried, now=NOW)
+        assert (result.acked_seq, result.stored, result.origins) == (3, 6, {laptop.node_id: 3})
+        assert storage.held(laptop.node_id) == (3, carried[-1]["hash"])
+        assert storage.node_status(laptop.node_id)["acked_seq"] == 3
+        held = [c for c in storage.pull("other", [UNIT_A], 0).changes if c["node_id"] == laptop.node_id]
+        assert [(c["hash"], c["sig"]) for c in held] == [(c["hash"], c["sig"]) for c in carried]
+        for change in held:
+            log.verify_change(change, laptop.key.public_b64)  # the laptop's own signature, as it made it
+        more = laptop.dossier(UNIT_A)
+        again = storage.ingest_push(commune.node_id, carried + more, now=NOW)  # a relay resent: held ones skipped
+        assert (again.stored, again.skipped, again.origins) == (3, 3, {laptop.node_id: 6})
+        direct = storage.ingest_push(laptop.node_id, carried + more, now=NOW)  # the laptop reaches the hub later
+        assert (direct.acked_seq, direct.stored, direct.skipped) == (6, 0, 6)
+        assert storage.change_count() == 1 + 2 + 3 + 6
+
+    def test_relay_allowed_of_a_laptops_run_alone(self, storage):
+        commune = self.enrolled(storage, UNIT_A)
+        laptop = self.enrolled(storage, UNIT_A, "laptop", [UNIT_A])
+        first = laptop.dossier()
+        storage.ingest_push(laptop.node_id, first, now=NOW)
+        rest = laptop.dossier()
+        result = storage.ingest_push(commune.node_id, rest, now=NOW)
+        assert (result.acked_seq, result.stored, result.origins) == (0, 3, {laptop.node_id: 6})
+
+    @pytest.mark.parametrize("case", ["unknown", "revoked", "quarantined", "other_unit", "outside_shared_scope",
+                                      "gap", "tampered", "registry"])
+    def test_relay_refused_when(self, storage, case):
+        commune = self.enrolled(storage, UNIT_A)
+        laptop = self.enrolled(storage, UNIT_A, "laptop", [UNIT_A, UNIT_B])
+        batch: list[dict] = []
+        error: type[Exception] = RequestRefused
+        if case == "unknown":
+            laptop, error = NodeWriter(UNIT_A), ingest.UnknownNode
+        elif case == "revoked":
+            storage.set_node_status(laptop.node_id, "revoked", now=NOW)
+            error = ingest.NodeRevoked
+        elif case == "quarantined":
+            storage.set_node_status(laptop.node_id, "quarantined", now=NOW)
+            error = ingest.NodeQuarantined
+        elif case == "other_unit":  # a laptop of commune B only: commune A may not carry its changes
+            laptop = self.enrolled(storage, UNIT_B, "laptop", [UNIT_B])
+            batch = laptop.dossier()
+        elif case == "outside_shared_scope":  # the laptop serves B too, but A's node may only carry A's data
+            batch = laptop.dossier(UNIT_B)
+            error = OutOfScope
+        elif case == "gap":  # the hub lacks the laptop's first changes
+            laptop.dossier(UNIT_A)
+            error = SequenceGap
+        elif case == "tampered":
+            batch = laptop.dossier(UNIT_A)
+            batch[0]["payload"]["fields"]["applicant_name"] = "Giả mạo"
+            error = HashMismatch
+        else:
+            batch = [laptop.change("node", laptop.node_id, "put", {"fields": {"scope": "*"}})]
+            error = RegistryWriteRefused
+        batch = batch or laptop.dossier(UNIT_A)
+        count, own = storage.change_count(), commune.dossier()
+        with pytest.raises(error) as info:
+            storage.ingest_push(commune.node_id, own + batch, now=NOW)
+        if case == "other_unit":
+            assert info.value.code == "relay_not_allowed" and UNIT_B in info.value.message
+        assert storage.change_count() == count, "nothing of a refused batch is stored"
+        assert storage.held(commune.node_id)[0] == 0 and Dossier.select().count() == 0
+
+    def test_a_relayed_fork_quarantines_the_laptop_not_the_relay(self, storage):
+        commune = self.enrolled(storage, UNIT_A)
+        laptop = self.enrolled(storage, UNIT_A, "laptop", [UNIT_A])
+        storage.ingest_push(laptop.node_id, laptop.dossier(), now=NOW)
+        clone = NodeWriter(UNIT_A, laptop.node_id, laptop.key)
+        with pytest.raises(ingest.ForkDetected):
+            storage.ingest_push(commune.node_id, clone.dossier(), now=NOW)
+        assert storage.key_for(laptop.node_id)[1] == "quarantined"
+        assert storage.key_for(commune.node_id)[1] == "active"
 
     def test_a_node_writes_only_its_own_units(self, storage):
         writer = self.enrolled(storage, UNIT_A)

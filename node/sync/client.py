@@ -23,6 +23,8 @@ Two layers, so tests can swap the wire for another real transport (style.md habi
   jitter, `Retry-After` obeyed on 429 and 503, and error answers turned into the exceptions above.
 
 The signed path is the URL path without the query string (`/api/v1/sync/push`, `/api/v1/files/<sha256>`).
+A field laptop talks to its commune node's LAN relay with the same client and `api_prefix=protocol.RELAY_API`
+(`/relay/v1/...`): the relay checks the same signature over its own path.
 """
 
 from __future__ import annotations
@@ -149,11 +151,15 @@ class Transport:
 
 
 class RequestsTransport(Transport):
-    """HTTP(S) to the hub at `base_url` through one `requests.Session` (kept-alive connections)."""
+    """HTTP(S) to the hub at `base_url` through one `requests.Session` (kept-alive connections).
 
-    def __init__(self, base_url: str, session: requests.Session | None = None):
+    `peer` names the other side in messages ("the hub", or "the commune node" for a laptop's LAN relay).
+    """
+
+    def __init__(self, base_url: str, session: requests.Session | None = None, *, peer: str = "the hub"):
         self.base_url = normalise_hub_url(base_url)
         self.session = session or requests.Session()
+        self.peer = peer
 
     def send(self, method, path, *, headers, body, timeout):
         try:
@@ -161,7 +167,7 @@ class RequestsTransport(Transport):
                                         timeout=timeout, allow_redirects=False)
             return Reply(resp.status_code, resp.headers, resp.content)
         except requests.RequestException as exc:
-            raise HubUnreachable(f"no answer from the hub at {self.base_url}: {type(exc).__name__}") from exc
+            raise HubUnreachable(f"no answer from {self.peer} at {self.base_url}: {type(exc).__name__}") from exc
 
     def close(self) -> None:
         self.session.close()
@@ -186,8 +192,10 @@ class HubClient:
                  hub_public_key: str | None = None, software_version: str = "", retries: int = 5,
                  timeout: tuple[float, float] = (5.0, 60.0), backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  max_wait: float = 120.0, sleep: Callable[[float], None] = time.sleep,
-                 rand: Callable[[], float] = random.random, wall_ms: Callable[[], int] = hlc.wall_ms):
+                 rand: Callable[[], float] = random.random, wall_ms: Callable[[], int] = hlc.wall_ms,
+                 api_prefix: str = API):
         self.transport = transport
+        self.api_prefix = api_prefix  # API for the hub; protocol.RELAY_API for a commune node's LAN relay
         self.node_id = node_id
         self.key = key
         self.hub_node_id = hub_node_id
@@ -225,7 +233,11 @@ class HubClient:
         return self._json(self.call("POST", "/enroll", json_body=request, signed=False))
 
     def push(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
-        """POST /sync/push one batch of this node's changes; returns {"acked_seq", "hub_time_ms"}."""
+        """POST /sync/push one batch of changes; returns {"acked_seq", "hub_time_ms", "origins"?}.
+
+        The batch holds this node's own changes, or (a commune node relaying its laptops) other nodes'
+        changes with their original signatures; "origins" then gives the hub's highest seq of each.
+        """
         return self._json(self.call("POST", "/sync/push", {"node_id": self.node_id, "changes": changes}))
 
     def pull(self, cursor: str | None, limit: int = protocol.PULL_LIMIT) -> dict[str, Any]:
@@ -233,12 +245,16 @@ class HubClient:
         return self._json(self.call("POST", "/sync/pull", {"node_id": self.node_id, "cursor": cursor,
                                                             "limit": limit}))
 
-    def status(self, **reported: int) -> dict[str, Any]:
+    def status(self, *, origins: list[str] | None = None, **reported: Any) -> dict[str, Any]:
         """POST /sync/status: what the hub holds of this node: {"acked_seq", "last_hash", "digest", ...}.
 
-        `reported` (backlog, clock_skew_ms) is shown on the hub's nodes page.
+        `reported` (backlog, clock_skew_ms) is shown on the hub's nodes page; with `origins` (node ids) the
+        answer's "origins" maps each enrolled one to the highest seq the hub holds of it.
         """
-        return self._json(self.call("POST", "/sync/status", dict(reported, node_id=self.node_id)))
+        body: dict[str, Any] = dict(reported, node_id=self.node_id)
+        if origins:
+            body["origins"] = list(origins)
+        return self._json(self.call("POST", "/sync/status", body))
 
     def file_size(self, sha256: str) -> int:
         """HEAD /files/<sha256>: bytes of that file the hub holds (0 when none)."""
@@ -272,10 +288,11 @@ class HubClient:
         relearned = False
         attempt = 0
         while True:
-            headers = self._headers(method, API + path, body, ctype, signed)
+            headers = self._headers(method, self.api_prefix + path, body, ctype, signed)
             headers.update(extra_headers or {})
             try:
-                reply = self.transport.send(method, API + path, headers=headers, body=body, timeout=self.timeout)
+                reply = self.transport.send(method, self.api_prefix + path, headers=headers, body=body,
+                                            timeout=self.timeout)
             except HubUnreachable:
                 if attempt >= self.retries:
                     raise

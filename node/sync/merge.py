@@ -1,15 +1,17 @@
-"""Changes -> state. Every change, made here or received, is applied by `apply()`.
+"""Changes -> state. Every change, made here or received, is applied by `apply()`; the state is a
+function of the set of changes, whatever their order and however often they arrive (design.md §4).
 
 Operations by entity (payload shapes):
 
     create   {"fields": {...}}                         insert the row once; a repeat is a no-op
-    update   {"set": {...}, "base": "<hlc>"}            field writes (base: the version written on)
-    put      {"fields": {...}}                         versioned catalogue rows and calendar days: upsert
-    action   {"action", "from"?, "to"?, "set", "event"} a dossier step: status transition (from -> to)
-                                                        when "to" is given, field writes, a history row
+    update   {"set": {...}, "base"?: {field: version}} field writes, the latest version wins per field
+    put      {"fields": {...}}                         catalogue rows: insert once; calendar days and the
+                                                       key registry: upsert, the latest put wins
+    delete   {}                                        attachments: row removed, tombstone kept
+    action   {"action", "base", "from", "to"?, "set", "event"}   a dossier's workflow step
+    resolve / review                                   a person's decision on a conflict / duplicate
 
-An action whose `from` is no longer the dossier's status is kept in the log, marked not applied, and
-recorded in the history with applied = 0, so a person can see it.
+Dossier rules (chains of actions, conflicts, duplicates) are in dossiers.py and dossier_merge.py.
 
 Speed: a hub ingests thousands of changes a second, and building SQL text with peewee cost more than
 running it (about 1 ms a change). So each statement is built by peewee ONCE per shape (statement kind,
@@ -17,7 +19,7 @@ model, column set) with markers where the values go, turned into the database's 
 cached per database class (`run()`); each change then only converts its values with the fields'
 `db_value` and executes the cached text. The SQL is the very text peewee would build (INSERT OR IGNORE on
 SQLite, ON CONFLICT DO NOTHING on PostgreSQL...), so the merge rules are unchanged. `batch()` (used by
-ingest around a verified batch) also keeps dossier statuses in memory and, on PostgreSQL, pipelines.
+ingest around a verified batch) also reads what dossier changes need up front and, on PostgreSQL, pipelines.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+import orjson
 import peewee as pw
 
 from .errors import ChangeNotApplicable
-from .state import Attachment, CalendarDay, Dossier, DossierDocument, DossierEvent, NodeRecord, Procedure, User
+from .state import (Attachment, CalendarDay, Conflict, Dossier, DossierDocument, DossierEvent, DuplicateFlag,
+                    NodeRecord, Procedure, Tombstone, User)
 
 MODELS = {
     "procedure": Procedure,
@@ -43,6 +47,8 @@ MODELS = {
     "document": DossierDocument,
     "attachment": Attachment,
     "node": NodeRecord,
+    "conflict": Conflict,
+    "duplicate": DuplicateFlag,
 }
 OPS = {
     "procedure": {"put"},
@@ -50,8 +56,10 @@ OPS = {
     "user": {"create", "update"},
     "dossier": {"create", "update", "action"},
     "document": {"create", "update"},
-    "attachment": {"create"},
+    "attachment": {"create", "delete"},
     "node": {"put"},
+    "conflict": {"resolve"},
+    "duplicate": {"review"},
 }
 KEYED_PUTS = {"calendar_day": "day", "node": "node_id"}  # put = upsert on this key (else insert once)
 
@@ -166,7 +174,10 @@ def _insert_plan(model: type[pw.Model], given: tuple[str, ...], upsert_key: str 
                                   fields=[meta.fields[c] for c in columns])
         if upsert_key is None:
             return query.on_conflict_ignore()
-        return query.on_conflict(conflict_target=[meta.fields[upsert_key]],
+        newer = None
+        if "version" in meta.fields and "version" in given:  # the latest put wins, whatever the order
+            newer = meta.fields["version"] < pw.EXCLUDED.version
+        return query.on_conflict(conflict_target=[meta.fields[upsert_key]], where=newer,
                                  update={meta.fields[c]: mark(len(columns) + j) for j, c in enumerate(updates)})
 
     specs = [(c, *meta.spec[c]) for c in given]
@@ -247,7 +258,15 @@ class BatchRetry(Exception):
 
 @dataclass
 class _Batch:
-    status: dict[str, Any] = field(default_factory=dict)  # dossier id -> status, as the database holds it
+    """What a batch's dossier changes would otherwise read, read once (see dossier_merge.prefetch)."""
+
+    head: dict[str, tuple[int, str]] = field(default_factory=dict)  # dossier id -> (status, status_version)
+    bases: dict[str, set[str]] = field(default_factory=dict)  # dossier id -> bases of its chain events
+    facts: set[str] = field(default_factory=set)  # dossiers with events or edits held (of facts_known)
+    facts_known: set[str] = field(default_factory=set)
+    people: dict[str, list[tuple]] = field(default_factory=dict)  # ID number -> dossiers (duplicate check)
+    people_known: set[str] = field(default_factory=set)
+    buried: set[tuple[str, str]] = field(default_factory=set)  # tombstones written in this batch
     # Pipelined batches only: inserts held back per table as (SQL, arguments, row id), in order.
     deferred: dict[type[pw.Model], list[tuple[str, list[Any], Any]]] | None = None
 
@@ -289,8 +308,9 @@ def _pipelines(db: pw.Database) -> bool:
 def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
     """Around the loop that applies one verified batch, inside the caller's transaction (ingest).
 
-    The status of every dossier the batch acts on is read in a few queries and kept in step by `apply`
-    (only merge writes the synced tables while a batch is applied), so an action needs no query of its own.
+    What the batch's dossier changes need to know (heads, action bases, earlier facts, people with the same
+    ID number) is read in a few queries and kept in step by `apply` (only merge writes the synced tables
+    while a batch is applied), so a change in the common case needs no query of its own.
     On PostgreSQL the batch's statements are also pipelined inside a savepoint (no round trip per
     statement), and inserts into tables merge never reads (history, documents, attachments) are held back
     and sent with one executemany at the end (or before the next statement on the same table). Should
@@ -299,10 +319,7 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
     `batch()`, one statement at a time, exactly as before.
     """
     state = _Batch()
-    ids = sorted({c["entity_id"] for c in changes if c["entity"] == "dossier" and c["op"] == "action"})
-    for i in range(0, len(ids), 500):
-        query = Dossier.select(Dossier.id, Dossier.status).where(Dossier.id.in_(ids[i:i + 500])).tuples()
-        state.status.update(query)
+    dossier_merge.prefetch(state, list(changes))
     db = database_of(Dossier)
     token = _BATCH.set(state)
     try:
@@ -332,89 +349,105 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
 
 # ---------------------------------------------------------------- the merge
 
+def current_batch() -> _Batch | None:
+    """The batch being applied (inside `batch()`), or None."""
+    return _BATCH.get()
+
+
+def clean(model, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `model` in `fields` (unknown ones and `id` dropped)."""
+    return _clean(model, fields)
+
+
+def flush_pending(model: type[pw.Model] | None = None) -> None:
+    """Send inserts held back by a pipelined batch (of one table, or all) before reading them back."""
+    state = _BATCH.get()
+    if state is not None and state.deferred:
+        _flush(state, model)
+
+
 def apply(change: dict[str, Any]) -> bool:
-    """Apply one verified change to the state. Returns False when it was kept but not applied."""
+    """Apply one verified change to the state. Returns False when it was kept but not (yet) applied."""
     entity, op, payload = change["entity"], change["op"], change["payload"]
     if entity not in MODELS or op not in OPS[entity]:
         raise ChangeNotApplicable(f"unknown operation {entity}.{op}", change_ref=change.get("hash"))
+    if not isinstance(payload, dict):
+        raise ChangeNotApplicable(f"{entity}.{op}: the payload is not an object", change_ref=change.get("hash"))
     model = MODELS[entity]
-    state = _BATCH.get()
-    if state is not None and entity == "dossier" and op != "action":
-        state.status.pop(change["entity_id"], None)  # re-read after a create or update: it may set the status
+    if entity == "dossier":
+        handler = {"create": dossier_merge.create, "update": dossier_merge.update, "action": dossier_merge.action}
+        return handler[op](change)
+    if entity == "conflict":
+        return dossier_merge.resolve(change)
+    if entity == "duplicate":
+        return dossier_merge.review(change)
     if op == "create":
         row = _clean(model, payload.get("fields", {}))
         row["id"] = change["entity_id"]
-        if entity == "dossier":
-            row["updated_hlc"] = change["hlc"]
+        if entity in TOMBSTONED and _buried(entity, change["entity_id"]):
+            return True  # deleted before its create arrived here: stays deleted
         insert(model, row)
         return True
     if op == "update":
-        values = _clean(model, payload.get("set", {}))
-        if entity == "dossier":
-            values["updated_hlc"] = change["hlc"]
-        if values:
-            update(model, values, change["entity_id"])
-        return True
-    if op == "put":
-        row = _clean(model, payload.get("fields", {}))
-        key = KEYED_PUTS.get(entity)
-        if key:
-            row[key] = change["entity_id"]
-            # Portable upsert (SQLite and PostgreSQL): ON CONFLICT (key) DO UPDATE.
-            insert(model, row, upsert_key=key)
-        else:
-            insert(model, row)
-        return True
-    return _apply_action(change)
+        return _update_lww(model, change)
+    if op == "delete":
+        return _bury(model, change)
+    row = _clean(model, payload.get("fields", {}))
+    key = KEYED_PUTS.get(entity)
+    if key:
+        row[key] = change["entity_id"]
+        row["version"] = _version(change)
+        # Portable upsert (SQLite and PostgreSQL): ON CONFLICT (key) DO UPDATE ... WHERE the stored put is older.
+        insert(model, row, upsert_key=key)
+    else:
+        insert(model, row)
+    return True
 
 
-def _status_of(dossier_id: str) -> tuple | None:
-    """(status,) of the dossier, or None; what `select(status).where(id == ...).tuples().first()` gives."""
+def _version(change: dict[str, Any]) -> str:
+    return f"{change['hlc']}~{change['node_id']}"
+
+
+def _update_lww(model: type[pw.Model], change: dict[str, Any]) -> bool:
+    """Field writes on a row with `field_versions`: each field takes the write with the latest version."""
+    values = _clean(model, change["payload"].get("set", {}))
+    values.pop("field_versions", None)
+    if not values:
+        return True
+    version = _version(change)
+    found = model.select(model.field_versions).where(model.id == change["entity_id"]).tuples().first()
+    if found is None:
+        return True
+    versions = orjson.loads(found[0] or "{}")
+    won = {k: v for k, v in values.items() if version > versions.get(k, "")}
+    if won:
+        versions.update({k: version for k in won})
+        won["field_versions"] = orjson.dumps(versions, option=orjson.OPT_SORT_KEYS).decode()
+        update(model, won, change["entity_id"])
+    return True
+
+
+TOMBSTONED = {"attachment"}
+
+
+def _buried(entity: str, entity_id: str) -> bool:
     state = _BATCH.get()
-    if state is not None and dossier_id in state.status:
-        return (state.status[dossier_id],)
-    convert = _meta(Dossier).spec["id"][1]
-    cursor = run(Dossier, ("status",), lambda mark: Dossier.select(Dossier.status).where(Dossier.id == mark(0)),
-                 [convert(dossier_id)])
-    rows = cursor.fetchall()  # at most one (primary key); fetched whole so no statement stays open
-    if not rows:
-        return None
-    status = Dossier.status.python_value(rows[0][0])
+    if state is not None and (entity, entity_id) in state.buried:
+        return True
+    return Tombstone.select().where(Tombstone.id == f"{entity}:{entity_id}").exists()
+
+
+def _bury(model: type[pw.Model], change: dict[str, Any]) -> bool:
+    """A deletion: the row goes, a tombstone stays (so a create arriving later stays deleted)."""
+    entity, entity_id = change["entity"], change["entity_id"]
+    insert(Tombstone, {"id": f"{entity}:{entity_id}", "entity": entity, "entity_id": entity_id,
+                       "version": _version(change), "node_id": change["node_id"], "seq": change["seq"],
+                       "at": str(change["payload"].get("at", ""))})
+    state = _BATCH.get()
     if state is not None:
-        state.status[dossier_id] = status
-    return (status,)
+        state.buried.add((entity, entity_id))
+    run(model, ("delete",), lambda mark: model.delete().where(model.id == mark(0)), [entity_id])
+    return True
 
 
-def _apply_action(change: dict[str, Any]) -> bool:
-    payload = change["payload"]
-    dossier_id = change["entity_id"]
-    current = _status_of(dossier_id)
-    if current is None:
-        raise ChangeNotApplicable(f"no dossier {dossier_id}", change_ref=change.get("hash"))
-    status = current[0]
-    to_status = payload.get("to")
-    applied = to_status is None or payload.get("from") == status
-    if applied:
-        values = _clean(Dossier, payload.get("set", {}))
-        if to_status is not None:
-            values["status"] = to_status
-        values["updated_hlc"] = change["hlc"]
-        update(Dossier, values, dossier_id)
-        state = _BATCH.get()
-        if state is not None and "status" in values:
-            if type(values["status"]) is int:
-                state.status[dossier_id] = values["status"]
-            else:  # stored through a conversion: read it back when needed
-                state.status.pop(dossier_id, None)
-    event = _clean(DossierEvent, payload.get("event", {}))
-    event.update(
-        id=f"{change['node_id']}:{change['seq']}",
-        dossier_id=dossier_id,
-        hlc=change["hlc"],
-        action=payload["action"],
-        from_status=payload.get("from", status),
-        to_status=to_status if to_status is not None else status,
-        applied=1 if applied else 0,
-    )
-    insert(DossierEvent, event)
-    return applied
+from . import dossier_merge  # noqa: E402  (it builds on the statement helpers above)

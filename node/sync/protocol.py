@@ -11,10 +11,12 @@ also self-authenticating (each is signed by its node). Endpoints on the hub (all
     POST /enroll                      JSON {"token", "node_id", "public_key", "unit_code", "unit_name",
                                             "software_version"} -> {"record": <node record>, "record_sig",
                                             "hub_node_id", "hub_public_key"}                         (JSON)
-    POST /sync/push   (signed)        {"node_id", "changes": [change, ...]} -> {"acked_seq", "hub_time_ms"}
+    POST /sync/push   (signed)        {"node_id", "changes": [change, ...]} -> {"acked_seq", "hub_time_ms",
+                                      "origins": {node_id: seq}}   (see "Relays" below)
     POST /sync/pull   (signed)        {"node_id", "cursor": str|null, "limit"} ->
                                       {"changes": [...], "cursor": str, "more": bool, "digest": {...}}
-    POST /sync/status (signed)        {"node_id"} -> {"acked_seq", "last_hash", "digest", "hub_time_ms"}
+    POST /sync/status (signed)        {"node_id", "origins"?: [node_id, ...]} -> {"acked_seq", "last_hash",
+                                      "digest", "hub_time_ms", "origins"?: {node_id: seq held}}
     PUT  /files/<sha256>?offset=N     (signed) raw chunk bytes -> {"size": bytes held}; complete when the
                                       bytes hash to <sha256>
     HEAD /files/<sha256>              (signed) -> X-Motcua-Size header: bytes held (0 if none)
@@ -27,6 +29,28 @@ REQUEST_WINDOW_MS away from its own (replay window), an unknown node (403 unknow
 
 Errors: `{"error": {"code", "message", "change"?: {"node_id", "seq", "hash"}}}`; 413 for bodies over
 MAX_BODY (compressed) or inflating past MAX_INFLATED; 429/503 with Retry-After when shedding load.
+
+Relays (field laptops, design.md §2 and §5). A push may carry, besides the pusher's own changes, changes of
+other nodes with their original signatures: the hub accepts them when the pusher is active and each origin
+is an enrolled, active node whose scope includes the pusher's unit; each origin's run must continue what
+the hub holds of it (replays skipped), and its changes may only write units both nodes serve. The answer's
+"origins" gives the highest seq the hub now holds of each relayed origin; /sync/status answers the same
+for the ids listed in "origins" (enrolled nodes only).
+
+A commune node serves its field laptops on the LAN under RELAY_API (/relay/v1) with the same bodies and
+the same signed requests (signed by the laptop, checked against the key registry the node pulled):
+
+    GET  /relay/v1/time               -> {"hub_time_ms" (the commune node's clock), "hub_node_id",
+                                          "hub_public_key" (its pinned hub), "relay": true, "relay_node_id",
+                                          "relay_public_key", "unit_code", "protocol"}
+    POST /relay/v1/sync/push (signed) {"node_id", "changes"} -> {"acked_seq", "stored", "skipped"}: the
+                                      laptop's own changes, one contiguous chained run, each concerning the
+                                      commune's unit, every signature verified
+    POST /relay/v1/sync/pull (signed) {"node_id", "cursor", "limit"} -> {"changes", "cursor", "more"}: what
+                                      the commune node holds (its unit and "*"), the laptop's own excepted
+    POST /relay/v1/sync/status (signed) {"node_id", "nonce"} -> {"acked_seq", "last_hash", "relay_node_id",
+                                      "proof"}: proof = the commune node's signature over
+                                      relay_proof_message(nonce, relay_node_id, laptop_id)
 """
 
 from __future__ import annotations
@@ -48,6 +72,8 @@ MAX_INFLATED = 64 * 1024 * 1024  # after decompression
 PUSH_BATCH = 500  # changes per pushed batch
 PULL_LIMIT = 1000  # changes per pulled batch, at most
 REQUEST_WINDOW_MS = 15 * 60 * 1000
+RELAY_API = "/relay/v1"  # a commune node's endpoints for its field laptops on the LAN
+MAX_STATUS_ORIGINS = 500  # node ids one /sync/status may ask about
 GLOBAL_SCOPE = "*"  # catalogue, calendar, key registry: every node receives it
 HUB_ONLY_SCOPE = "hub"
 
@@ -95,6 +121,11 @@ def request_message(method: str, path: str, time_ms: int, node_id: str, body: by
     """The bytes a node signs to authenticate one request."""
     digest = hashlib.sha256(body).hexdigest()
     return f"motcua-request\n{method.upper()}\n{path}\n{time_ms}\n{node_id}\n{digest}".encode()
+
+
+def relay_proof_message(nonce: str, relay_node_id: str, laptop_id: str) -> bytes:
+    """The bytes a commune node signs to prove to a laptop that it holds the key of `relay_node_id`."""
+    return f"motcua-relay\n{nonce}\n{relay_node_id}\n{laptop_id}".encode()
 
 
 # ---------------------------------------------------------------- cursors
@@ -154,7 +185,8 @@ def check_change_shape(change: Any) -> dict[str, Any]:
 
 __all__ = [
     "PROTOCOL_VERSION", "ACCEPTED_VERSIONS", "MEDIA_TYPE", "MAX_BODY", "MAX_INFLATED", "PUSH_BATCH", "PULL_LIMIT",
-    "REQUEST_WINDOW_MS", "GLOBAL_SCOPE", "HUB_ONLY_SCOPE", "encode_body", "decode_body", "request_message",
+    "REQUEST_WINDOW_MS", "GLOBAL_SCOPE", "HUB_ONLY_SCOPE", "RELAY_API", "MAX_STATUS_ORIGINS", "encode_body",
+    "decode_body", "request_message", "relay_proof_message",
     "make_cursor", "read_cursor", "digest_of", "check_change_shape", "BodyTooLarge", "BadBody", "BadCursor",
     "EncodingError",
 ]

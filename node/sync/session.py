@@ -6,15 +6,20 @@
   hub holds of this node: its acknowledged seq, which also resumes a node whose local setting was lost, and
   a fork check: a node restored from an old backup is stopped before it pushes a reused seq).
 - push: own changes after the acknowledged seq, in batches of PUSH_BATCH read by bounded queries; the new
-  acknowledged seq is committed after each batch.
+  acknowledged seq is committed after each batch. Then, on a commune node that serves field laptops on
+  its LAN (node/relay.py), the laptops' changes it took and the hub lacks: the hub says what it holds of each
+  (/sync/status "origins"), and each laptop's run after that is pushed in batches with its original
+  signatures. A refusal of one laptop's changes (revoked, quarantined...) is kept in relay.errors and does
+  not fail the sync.
 - files_up: own attachments whose change the hub acknowledged and whose file it lacks, in 256 KiB chunks,
   resumed from the size the hub reports (HEAD).
 - pull: pages after the saved cursor until `more` is false; each page is verified and applied in ONE
   transaction together with the new cursor, so the cursor moves only when the merge committed.
 - files_down: files of received attachments that are not here yet; a missing file never blocks a dossier
   (it stays "waiting" and is fetched on a later sync).
-- verify_digest: the digest of every change held here (less own changes not yet acknowledged) against the
-  hub's digest of this node's scope; on a mismatch the cursor is reset and the whole scope pulled again
+- verify_digest: the digest of every change held here (less own changes not yet acknowledged, and less the
+  changes of `sync.lan_origins` (nodes whose changes came over the LAN) above what the hub holds of each)
+  against the hub's digest of this node's scope; on a mismatch the cursor is reset and the whole scope pulled again
   (ingest skips what is held), then compared again: "repaired", or `DigestMismatch`.
 
 Each stage commits what it finished, so an interrupted sync loses at most the batch in flight and the next
@@ -27,6 +32,9 @@ run completes from the saved progress. Settings (through `Replica.setting`/`Repl
     sync.files_pending  JSON list of sha256 of received files not here yet
     sync.last_attempt / sync.last_success (local time text), sync.last_error (JSON {code, message, stage, at}),
     sync.clock_skew_ms (ours minus the hub's), sync.files_waiting, sync.last_result ('ok' or the error's code)
+    sync.last_path      'hub' or 'lan' (node/relay.py's LanSession)
+    sync.lan_origins    JSON list of node ids whose changes came over the LAN and the hub may lack
+    relay.errors        JSON {laptop id: {code, message, at}}: the hub's last refusal of a relayed run
 
 No Flask here: the local side is a `Replica`, the hub a `HubClient` (both passed in).
 """
@@ -51,6 +59,7 @@ from .log import Change
 from .state import NodeRecord
 
 STAGES = ("time", "push", "files_up", "pull", "files_down", "verify_digest")
+LAN_ORIGINS = "sync.lan_origins"
 CHUNK = 256 * 1024
 SCAN_BATCH = 500
 logger = logging.getLogger("motcua.sync")
@@ -108,6 +117,11 @@ class SyncReport:
     digest_ok: bool | None = None
     repaired: bool = False
     clock_skew_ms: int | None = None
+    path: str = "hub"  # "hub", or "lan": synced with the commune node's relay (node/relay.py)
+    peer: str = ""  # the URL synced with, when not the hub
+    relayed: int = 0  # field laptops' changes carried to the hub (a commune node)
+    relay_errors: dict[str, Any] = field(default_factory=dict)  # laptop id -> the hub's refusal of its run
+    held_back: int = 0  # own changes a LAN sync could not send (they concern another commune)
     duration: float = 0.0
     stage: str = ""
     error: str | None = None
@@ -120,8 +134,18 @@ class SyncReport:
 
     def summary(self) -> str:
         """One English line saying what moved."""
+        if self.path == "lan":
+            text = (f"hub unreachable; synced with the commune node at {self.peer} over the LAN: pushed "
+                    f"{self.pushed} changes, pulled {self.pulled}")
+            if self.held_back:
+                text += f"; {self.held_back} changes wait for the hub (they concern another commune)"
+            return text
         text = (f"pushed {self.pushed} changes, pulled {self.pulled}, uploaded {self.files_up} files, "
                 f"downloaded {self.files_down}")
+        if self.relayed or self.relay_errors:
+            text += f"; relayed {self.relayed} changes of field laptops"
+            if self.relay_errors:
+                text += f" ({len(self.relay_errors)} laptops refused by the hub)"
         if self.digest_ok:
             text += "; state digest agrees with the hub" + (" (repaired by a full re-pull)" if self.repaired else "")
         if self.files_waiting:
@@ -228,7 +252,7 @@ class SyncSession:
             rows = list(Change.select().where((Change.node_id == self.me) & (Change.seq > acked))
                         .order_by(Change.seq).limit(self.push_batch))
             if not rows:
-                return
+                break
             batch = [log.row_to_change(r) for r in rows]
             answer = self.client.push(batch)
             new = int(answer.get("acked_seq") or 0)
@@ -240,6 +264,60 @@ class SyncSession:
             self.report.pushed += new - acked
             acked = new
             self.client.telemetry["X-Motcua-Backlog"] = str(changes_waiting(self.replica))
+        self.relay_laptops()
+
+    def relay_laptops(self) -> None:
+        """Push the changes of field laptops this node took over the LAN that the hub does not hold yet."""
+        own = NodeRecord.get_or_none(NodeRecord.node_id == self.me)
+        if own is None or own.kind != "commune":
+            return  # only a commune node carries others' changes (a laptop keeps what it got over the LAN)
+        origins = [o for o in self._lan_origins() if o != self.me and o != self.hub_node_id]
+        laptops = {r.node_id for r in NodeRecord.select(NodeRecord.node_id)
+                   .where(NodeRecord.node_id.in_(origins) & (NodeRecord.kind == "laptop"))} if origins else set()
+        origins = [o for o in origins if o in laptops]
+        if not origins:
+            return
+        held = self._held_at_hub(origins)
+        errors: dict[str, Any] = {}
+        for origin in origins:
+            after = held.get(origin, 0)
+            for _ in range(1_000_000):  # bounded: each round moves `after` or ends the loop
+                rows = list(Change.select().where((Change.node_id == origin) & (Change.seq > after))
+                            .order_by(Change.seq).limit(self.push_batch))
+                run = [log.row_to_change(r) for i, r in enumerate(rows) if r.seq == after + 1 + i]
+                if not run:
+                    break  # nothing more, or a gap the laptop itself must fill (sent once the hub holds it)
+                try:
+                    answer = self.client.push(run)
+                except HubRefused as exc:
+                    errors[origin] = {"code": exc.code, "message": exc.message, "at": self.replica.now_text()}
+                    logger.warning("the hub refused the changes of laptop %s: %s (%s)", origin, exc.message, exc.code)
+                    break
+                new = int((answer.get("origins") or {}).get(origin) or 0)
+                if new < run[-1]["seq"]:
+                    errors[origin] = {"code": "not_acknowledged", "at": self.replica.now_text(),
+                                      "message": f"the hub holds seq {new} of {origin} after a batch ending at "
+                                                 f"{run[-1]['seq']}"}
+                    break
+                self.report.relayed += new - after
+                after = new
+        self.report.relay_errors = errors
+        self.replica.save({"relay.errors": json.dumps(errors, ensure_ascii=False, sort_keys=True)})
+
+    def _lan_origins(self) -> list[str]:
+        try:
+            value = json.loads(self.replica.setting(LAN_ORIGINS) or "[]")
+        except ValueError:
+            return []
+        return [o for o in value if isinstance(o, str)] if isinstance(value, list) else []
+
+    def _held_at_hub(self, origins: list[str]) -> dict[str, int]:
+        """The hub's highest seq of each of `origins` (0 for those it does not know)."""
+        held: dict[str, int] = {}
+        for i in range(0, len(origins), protocol.MAX_STATUS_ORIGINS):
+            answer = self.client.status(origins=origins[i:i + protocol.MAX_STATUS_ORIGINS]).get("origins") or {}
+            held.update({o: int(s) for o, s in answer.items() if isinstance(s, int) and not isinstance(s, bool)})
+        return held
 
     def stage_files_up(self) -> None:
         mark, acked = self._int("sync.files_up_mark"), self._int("sync.acked_seq")
@@ -318,19 +396,22 @@ class SyncSession:
             self.replica.save({"sync.files_pending": json.dumps(pending)})
 
     def stage_verify_digest(self) -> None:
-        hub = self.hub_digest or self.client.status().get("digest")
+        lan = self._lan_origins()
+        hub, held = self._hub_view(lan, self.hub_digest)
         repulling = self.replica.setting("sync.repull") == "1"
-        if hub == self.local_digest():
+        if hub == self.local_digest(held):
             self.replica.save({"sync.hub_digest": json.dumps(hub), "sync.repull": ""})
+            self._prune_lan_origins(lan, held)
             self.report.digest_ok, self.report.repaired = True, repulling
             return
         logger.warning("state digest differs from the hub's (%s here, %s there): pulling the whole scope again",
-                       self.local_digest(), hub)
+                       self.local_digest(held), hub)
         self.replica.save({"sync.cursor": "", "sync.repull": "1"})
         self.hub_digest = None
         self.stage_pull()
-        hub = self.hub_digest or self.client.status().get("digest")
-        local = self.local_digest()
+        lan = self._lan_origins()  # a laptop may have pushed through this node's relay meanwhile
+        hub, held = self._hub_view(lan, self.hub_digest)
+        local = self.local_digest(held)
         self.replica.save({"sync.hub_digest": json.dumps(hub)})
         if hub != local:
             self.report.digest_ok = False
@@ -338,15 +419,39 @@ class SyncSession:
                                  f"({(hub or {}).get('count')}) after a full re-pull of the scope; "
                                  "ask the district administrator to compare the two")
         self.replica.save({"sync.repull": ""})
+        self._prune_lan_origins(lan, held)
         self.report.digest_ok, self.report.repaired = True, True
+
+    def _hub_view(self, lan: list[str], digest: dict[str, Any] | None) -> tuple[Any, dict[str, int] | None]:
+        """The hub's digest, and when changes came over the LAN, what it holds of their nodes (one answer)."""
+        if not lan:
+            return digest or self.client.status().get("digest"), None
+        answer = self.client.status(origins=lan[:protocol.MAX_STATUS_ORIGINS])
+        origins = answer.get("origins") if isinstance(answer.get("origins"), dict) else {}
+        held = {o: s for o, s in origins.items() if isinstance(s, int) and not isinstance(s, bool)}
+        return answer.get("digest"), {o: held.get(o, 0) for o in lan}
+
+    def _prune_lan_origins(self, lan: list[str], held: dict[str, int] | None) -> None:
+        """Forget LAN origins the hub has caught up with (it holds all we hold of them)."""
+        if not lan or held is None:
+            return
+        with self.replica.transaction():  # read and write together: a laptop may push through the relay meanwhile
+            current = self._lan_origins()
+            keep = [o for o in current if o not in held or log.last_of(o)[0] > held[o]]
+            if keep != current:
+                self.replica.save({LAN_ORIGINS: json.dumps(keep)})
 
     # ------------------------------------------------------------ helpers
 
-    def local_digest(self) -> dict[str, Any]:
-        """Digest of every change held here, less own changes the hub has not acknowledged yet."""
+    def local_digest(self, held: dict[str, int] | None = None) -> dict[str, Any]:
+        """Digest of every change held here, less own changes the hub has not acknowledged yet, and less the
+        changes of nodes in `held` (node id -> highest seq the hub holds of it) above that seq."""
         acked = self._int("sync.acked_seq")
-        query = (Change.select(Change.hash)
-                 .where(~((Change.node_id == self.me) & (Change.seq > acked))).tuples().iterator())
+        ahead = (Change.node_id == self.me) & (Change.seq > acked)
+        for origin, seq in (held or {}).items():
+            if origin != self.me:
+                ahead = ahead | ((Change.node_id == origin) & (Change.seq > seq))
+        query = Change.select(Change.hash).where(~ahead).tuples().iterator()
         return protocol.digest_of(h for (h,) in query)
 
     def _int(self, name: str) -> int:

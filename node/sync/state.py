@@ -48,6 +48,7 @@ class CalendarDay(Base):
     day = pw.CharField(primary_key=True)  # YYYY-MM-DD
     kind = pw.CharField()  # day_off | working_day | normal (a withdrawn override)
     name = pw.TextField(default="")
+    version = pw.CharField(default="")  # of the put that set it: the latest put wins
 
 
 class User(Base):
@@ -59,6 +60,7 @@ class User(Base):
     active = pw.IntegerField(default=1)
     unit_code = pw.CharField(default="")
     phone = pw.CharField(default="")
+    field_versions = pw.TextField(default="{}")  # JSON {field: version}: the latest write of a field wins
 
     class Meta:
         # Usernames are unique within a unit: two communes may both have "admin" and meet at the hub.
@@ -67,7 +69,9 @@ class User(Base):
 
 class Dossier(Base):
     id = pw.CharField(primary_key=True)
-    code = pw.CharField(unique=True)
+    # Unique by construction (unit, node tag, date, the node's own counter), not by an index: a clash from
+    # a misconfigured node must show as two dossiers, never make one of them vanish.
+    code = pw.CharField(index=True)
     unit_code = pw.CharField(index=True)
     procedure_code = pw.CharField(index=True)
     procedure_version = pw.IntegerField()
@@ -107,7 +111,12 @@ class Dossier(Base):
     reason = pw.TextField(default="")  # refusal / stop / withdrawal / supplement reason (latest)
     supplement_items = pw.TextField(default="[]")  # JSON list of documents asked for
     result_digitised = pw.IntegerField(default=0)
-    updated_hlc = pw.CharField(default="")
+    updated_hlc = pw.CharField(default="")  # the latest change merged into this row
+    # Merge bookkeeping (see node/sync/merge.py). A version is "<hlc>~<node_id>": it sorts like (hlc, node_id).
+    origin_node = pw.CharField(default="")  # the node that received (created) it
+    version = pw.CharField(default="")  # version of the create
+    status_version = pw.CharField(default="")  # version of the last applied action: the next one's base
+    field_versions = pw.TextField(default="{}")  # JSON {field: version} of edited fields (absent = create)
 
     class Meta:
         indexes = ((("status", "appointment_at"), False),)
@@ -153,6 +162,15 @@ class DossierEvent(Base):
     step_deadline = pw.CharField(default="")
     note = pw.TextField(default="")
     applied = pw.IntegerField(default=1)
+    # Actions on the status chain (every action but the reception event): their version, the version they
+    # were based on, and the fields they set (JSON), so the chain can be walked again in any arrival order.
+    chain = pw.IntegerField(default=0)
+    version = pw.CharField(default="")
+    base = pw.CharField(default="")
+    sets = pw.TextField(default="{}")
+
+    class Meta:
+        indexes = ((("dossier_id", "base"), False),)
 
 
 class NodeRecord(Base):
@@ -167,6 +185,130 @@ class NodeRecord(Base):
     status = pw.CharField(default="active")  # active | revoked | quarantined
     enrolled_at = pw.CharField(default="")
     revoked_at = pw.CharField(default="")
+    version = pw.CharField(default="")  # of the put that set it: the latest put wins
 
 
-SYNCED_MODELS = [NodeRecord, Procedure, CalendarDay, User, Dossier, DossierDocument, Attachment, DossierEvent]
+class DossierOrigin(Base):
+    """The fields a dossier's actions may change, as its create set them: where a re-walk of the chain starts."""
+
+    id = pw.CharField(primary_key=True)  # dossier id
+    version = pw.CharField()
+    status = pw.IntegerField()
+    fields = pw.TextField()  # JSON
+
+
+class FieldWrite(Base):
+    """One edit of one field (an append-only collection): the value of a field is its latest write, and
+    two writes on the same base with different values are a conflict."""
+
+    id = pw.CharField(primary_key=True)  # "<node_id>:<seq>:<field>"
+    entity = pw.CharField()
+    entity_id = pw.CharField()
+    field = pw.CharField()
+    version = pw.CharField()
+    base = pw.CharField()
+    value = pw.TextField()  # canonical JSON
+    node_id = pw.CharField()
+    by_user = pw.CharField(default="")
+    by_name = pw.TextField(default="")
+    at = pw.CharField(default="")
+
+    class Meta:
+        indexes = ((("entity_id", "field", "base"), False),)
+
+
+class Conflict(Base):
+    """Concurrent writes a person must look at: two edits of one field on the same base ("field"), or two
+    actions on the same base ("status"). Derived by every replica alike from the changes it holds."""
+
+    id = pw.CharField(primary_key=True)  # "<dossier_id>:<field or 'status'>:<base>"
+    dossier_id = pw.CharField(index=True)
+    unit_code = pw.CharField(index=True, default="")
+    kind = pw.CharField()  # field | status
+    field = pw.CharField()
+    base = pw.CharField()
+    candidates = pw.TextField()  # JSON list, by version: {version, value|action, node_id, by_user, by_name, at}
+    winner = pw.CharField()  # the candidate's version that the merge applied (or would apply)
+    resolved = pw.IntegerField(default=0, index=True)
+    resolution = pw.TextField(default="")  # JSON of the latest resolution: {choice, by_user, by_name, at, value}
+
+
+class ConflictResolution(Base):
+    """A person's decision on a conflict (a signed change): which candidates it settles."""
+
+    id = pw.CharField(primary_key=True)  # "<node_id>:<seq>"
+    conflict_id = pw.CharField(index=True)
+    version = pw.CharField()
+    covers = pw.TextField()  # JSON list of candidate versions seen and settled
+    choice = pw.CharField()  # keep | take | new
+    value = pw.TextField(default="")  # JSON of the value written (take/new)
+    by_user = pw.CharField(default="")
+    by_name = pw.TextField(default="")
+    at = pw.CharField(default="")
+
+
+class DuplicateFlag(Base):
+    """The same citizen ID and procedure received on two nodes within the window: for review, never merged."""
+
+    id = pw.CharField(primary_key=True)  # "<dossier id>|<dossier id>", sorted
+    dossier_a = pw.CharField(index=True)
+    dossier_b = pw.CharField(index=True)
+    unit_code = pw.CharField(index=True, default="")
+    procedure_code = pw.CharField(default="")
+    reviewed = pw.IntegerField(default=0, index=True)
+    decision = pw.CharField(default="")  # distinct | duplicate
+    note = pw.TextField(default="")
+    reviewed_by = pw.TextField(default="")
+    reviewed_at = pw.CharField(default="")
+
+
+class DuplicateReview(Base):
+    """A person's review of a duplicate flag (a signed change); the latest by version is shown."""
+
+    id = pw.CharField(primary_key=True)  # "<node_id>:<seq>"
+    flag_id = pw.CharField(index=True)
+    version = pw.CharField()
+    decision = pw.CharField()
+    note = pw.TextField(default="")
+    by_user = pw.CharField(default="")
+    by_name = pw.TextField(default="")
+    at = pw.CharField(default="")
+
+
+class Tombstone(Base):
+    """A deleted row (never a dossier): a create arriving later stays deleted. Kept until every enrolled node
+    has acknowledged it (the hub purges; see central/storage)."""
+
+    id = pw.CharField(primary_key=True)  # "<entity>:<entity_id>"
+    entity = pw.CharField()
+    entity_id = pw.CharField()
+    version = pw.CharField()
+    node_id = pw.CharField()
+    seq = pw.IntegerField()
+    at = pw.CharField(default="")
+
+
+SYNCED_MODELS = [NodeRecord, Procedure, CalendarDay, User, Dossier, DossierDocument, Attachment, DossierEvent,
+                 DossierOrigin, FieldWrite, Conflict, ConflictResolution, DuplicateFlag, DuplicateReview, Tombstone]
+
+
+def upgrade_schema(db: pw.Database, models: list[type[pw.Model]]) -> list[str]:
+    """Create missing tables and indexes, and add columns a newer version declares to existing tables
+    (with their defaults), on SQLite or PostgreSQL. Returns "table.column" of every column added."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    db.execute_sql("DROP INDEX IF EXISTS dossier_code")  # unique before version 4; recreated below as plain
+    db.create_tables(models, safe=True)
+    migrator = PostgresqlMigrator(db) if isinstance(db, pw.PostgresqlDatabase) else SqliteMigrator(db)
+    added, operations = [], []
+    for model in models:
+        table = model._meta.table_name
+        have = {c.name for c in db.get_columns(table)}
+        for f in model._meta.fields.values():
+            if f.column_name not in have:
+                operations.append(migrator.add_column(table, f.column_name, f))
+                added.append(f"{table}.{f.column_name}")
+    if operations:
+        migrate(*operations)
+    db.create_tables(models, safe=True)  # indexes on the added columns
+    return added

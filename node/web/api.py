@@ -258,6 +258,7 @@ def dossier_detail(d: Dossier) -> dict[str, Any]:
                     "by_name": e.by_name, "to_user": e.to_user, "to_name": e.to_name, "unit": e.unit,
                     "step_deadline": e.step_deadline, "note": e.note, "applied": bool(e.applied)} for e in events],
         "allowed_actions": [_action_json(a) for a in wf.allowed_actions(g.officer, d)],
+        "conflicts": review_api.dossier_conflicts(d),
     }
 
 
@@ -461,3 +462,6 @@ def lookup(code: str):
                     "procedure_name": _procedure_name(d.procedure_code, d.procedure_version),
                     "status": d.status, "status_label": wf.status_label(d.status, lang()),
                     "received_at": d.received_at, "appointment_at": d.appointment_at})
+
+
+from . import review_api  # noqa: E402  (PATCH /dossiers/<code>, /conflicts, /duplicates join this blueprint)

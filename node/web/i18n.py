@@ -90,7 +90,8 @@ EN: dict[str, str] = {
     "Đã lưu.": "Saved.",
     "Đã tiếp nhận hồ sơ": "Dossier received",
     "Cảnh báo": "Warning",
-    "Tìm theo mã, họ tên (có hoặc không dấu) hoặc số định danh": "Search by code, name (with or without diacritics) or ID number",
+    "Tìm theo mã, họ tên (có hoặc không dấu) hoặc số định danh":
+        "Search by code, name (with or without diacritics) or ID number",
     "Kết quả tìm kiếm": "Search results",
     "Từ ngày": "From",
     "Đến ngày": "To",
@@ -269,6 +270,133 @@ EN: dict[str, str] = {
         "Something failed on this computer during sync; tell an administrator.",
     "Máy chủ huyện từ chối đồng bộ ({code}): {message}": "The district hub refused the sync ({code}): {message}",
 }
+
+# Conflicts, possible duplicates and editing applicant details (node/web/review_views.py).
+EN.update({
+    "Đã ghi nhận quyết định về xung đột.": "Your decision on the conflict is recorded.",
+    "Đã ghi nhận kết quả xem xét.": "The review is recorded.",
+    "Đã lưu thông tin hồ sơ.": "The dossier's details are saved.",
+    "Không có gì thay đổi.": "Nothing changed.",
+    "Xung đột": "Conflicts",
+    "Xung đột dữ liệu": "Data conflicts",
+    ("Hồ sơ này được sửa ở hai nơi cùng lúc khi chưa đồng bộ. Mỗi giá trị được giữ lại để người có thẩm quyền "
+     "quyết định."):
+        "This dossier was changed in two places at once while they were not in sync. Every value is kept for "
+        "someone in charge to decide.",
+    "Có thể trùng hồ sơ": "Possible duplicates",
+    "Cùng số định danh và thủ tục với hồ sơ": "Same ID number and procedure as dossier",
+    "Hai hồ sơ khác nhau": "Two different dossiers",
+    "Trùng hồ sơ": "Duplicate",
+    "Trùng hồ sơ (một hồ sơ nộp hai lần)": "Duplicate (one dossier submitted twice)",
+    "Chưa xem xét": "Not reviewed",
+    "Xem xét": "Review",
+    "Sửa thông tin": "Edit details",
+    "Lưu thông tin": "Save details",
+    "trống": "empty",
+    "Đã giải quyết": "Settled",
+    "Chưa giải quyết": "Open",
+    "Giá trị đang có trong hồ sơ": "Value in the dossier now",
+    "Hai thao tác được làm cùng lúc trên cùng một trạng thái; chỉ một thao tác được áp dụng.":
+        "Two actions were done at the same time on the same status; only one of them is applied.",
+    "Giá trị": "Value",
+    "Người ghi": "Written by",
+    "Nơi ghi": "Written at (node)",
+    "Thời điểm": "When",
+    "Áp dụng": "Applied",
+    "Đang áp dụng": "Applied now",
+    "Không được áp dụng": "Not applied",
+    "Lấy giá trị này": "Take this value",
+    "Đã quyết định": "Decided",
+    "Giữ giá trị này": "Keep this",
+    "Lấy giá trị kia": "Take that",
+    "Nhập giá trị mới": "Enter a new value",
+    "Giữ giá trị đang áp dụng": "Keep the applied value",
+    "Xác nhận, giữ nguyên": "Acknowledge, keep as it is",
+    "Ghi giá trị mới": "Write the new value",
+    "Làm lại thao tác": "Do the action again",
+    "Lãnh đạo hoặc quản trị viên sẽ quyết định giữ giá trị nào.":
+        "A leader or an administrator decides which value to keep.",
+    "Xung đột và hồ sơ trùng": "Conflicts and duplicates",
+    ("Hai hồ sơ cùng số định danh cá nhân và cùng thủ tục được tiếp nhận ở hai nơi trong thời gian ngắn. Không "
+     "hồ sơ nào bị gộp hay xoá: hãy xem và ghi nhận kết quả."):
+        "Two dossiers with the same personal ID number and procedure were received at two places within a short "
+        "time. Neither is merged or deleted: look at them and record what you find.",
+    "Nơi tiếp nhận": "Received at",
+    "Kết quả xem xét": "Review",
+    "Kết luận": "Conclusion",
+    "Ghi nhận": "Record",
+    ("Chỉ các trường thay đổi được ghi lại. Nếu cùng trường được sửa ở nơi khác khi chưa đồng bộ, hai giá trị sẽ "
+     "được giữ lại để lãnh đạo quyết định."):
+        "Only the fields you change are recorded. If the same field is changed elsewhere before the two are in "
+        "sync, both values are kept for a leader to decide.",
+    "Trường": "Field",
+    "Các giá trị": "Values",
+    "Xem và quyết định": "View and decide",
+    "Không có xung đột nào.": "No conflicts.",
+    "Hồ sơ": "Dossier",
+    "Không có cặp hồ sơ nào cần xem xét.": "No pairs of dossiers to review.",
+    "Xung đột đã giải quyết": "Settled conflicts",
+})
+
+# Indicators and the overdue watch (indicator_views.py, issue 6).
+EN.update({
+    "Bảng chỉ số theo đơn vị": "Figures by unit",
+    "Bảng chỉ số": "Figures",
+    "Chưa có thư xin lỗi": "No apology yet",
+    "Chưa gửi": "Not issued",
+    "Đã gửi": "Issued",
+    "Chỉ số": "Indicators",
+    "Chỉ số Quyết định 766": "Decision 766 indicators",
+    "Danh sách": "List",
+    "Danh sách không hợp lệ.": "Unknown list.",
+    ("Hồ sơ đang giải quyết đã quá hạn hoặc đến hạn trong một ngày làm việc tới. Thư xin lỗi (mẫu 04) phải"
+     " gửi chậm nhất một ngày làm việc trước hạn."):
+        ("Dossiers in progress that are overdue or due within the next working day. The apology (form 04) must"
+         " be issued at least one working day before the deadline."),
+    "Không có đơn vị nào.": "No units.",
+    "Kết quả giải quyết": "Processing results",
+    "Ngày giải quyết xong": "Finished on",
+    "Thủ tục": "Procedure",
+    "Số liệu tính lúc {at}.": "Computed at {at}.",
+    "Theo dõi hồ sơ quá hạn": "Overdue watch",
+    "Thư xin lỗi (mẫu 04)": "Apology (form 04)",
+    "Toàn bộ trung tâm": "The whole hub",
+    "Tất cả các xã": "All communes",
+    "Tình trạng": "Situation",
+    "Tổng cộng": "Total",
+    "Tổng điểm (/82)": "Score (/82)",
+    "Trước hạn": "Early",
+    "Tỷ lệ giải quyết đúng hạn theo đơn vị": "On-time rate by unit",
+    "Tỷ lệ hài lòng": "Satisfaction",
+    "Tỷ lệ kết quả điện tử": "Electronic result share",
+    "Tỷ lệ số hóa hồ sơ": "Digitised share",
+    "Tỷ lệ thanh toán trực tuyến": "Online payment share",
+    "Tỷ lệ trực tuyến": "Online share",
+    "Tỷ lệ đúng hạn": "On-time rate",
+    "Xuất CSV": "Export CSV",
+    "Xuất Excel (XLSX)": "Export Excel (XLSX)",
+    "chờ bổ sung": "waiting for a supplement",
+    "giấy tờ đã số hóa": "documents digitised",
+    "hẹn ban đầu": "first appointment",
+    "hồ sơ": "dossiers",
+    "không hài lòng": "not satisfied",
+    "một phần": "partial",
+    "quá hạn": "overdue",
+    "toàn trình": "full",
+    "trước hạn": "early",
+    "trễ hạn": "late",
+    "tái sử dụng": "reused",
+    "Đang giải quyết": "In progress",
+    "Điểm theo nhóm chỉ số": "Points by group",
+    "đúng hạn": "on time",
+})
+
+
+EN.update({
+    "Đã gỡ tệp {name}.": "File {name} removed.",
+    "Gỡ tệp này khỏi hồ sơ?": "Remove this file from the dossier?",
+    "Gỡ": "Remove",
+})
 
 
 def lang() -> str:

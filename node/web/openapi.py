@@ -70,6 +70,14 @@ ACTION_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "withdraw": (("reason",), ("reason",)), "return_result": (("rating", "rating_reason", "method"), ("rating",)),
 }
 TOKEN_FIELDS = {"username": _str(40), "password": _str(1024)}
+# Editing applicant details (workflow.edit_dossier), resolving a conflict, reviewing a possible duplicate.
+EDIT_FIELDS: dict[str, dict[str, Any]] = {name: RECEPTION_FIELDS[name] for name in wf.EDIT_LIMITS}
+RESOLVE_FIELDS: dict[str, dict[str, Any]] = {
+    "choice": _enum(("keep", "take", "new")),
+    "take": _str(200, description="choice take: the version of the candidate whose value is taken"),
+    "value": _str(500, description="choice new: the new value, checked like an edit of that field"),
+}
+REVIEW_FIELDS: dict[str, dict[str, Any]] = {"decision": _enum(("distinct", "duplicate")), "note": _str(500)}
 SEARCH_FIELDS = {"q": _str(100)}
 
 
@@ -150,7 +158,32 @@ SCHEMAS: dict[str, Any] = {
     "DossierPage": _obj({"items": {"type": "array", "items": _ref("Dossier")}, "total": N, "page": N,
                          "size": N, "pages": N}, ["items", "total", "page", "size", "pages"]),
     "Lookup": _obj(LOOKUP_PROPS, list(LOOKUP_PROPS)),
+    "EditBody": {**_obj(EDIT_FIELDS), "description": "Only the applicant's details; other fields are refused (422)"},
+    "ResolveBody": _obj(RESOLVE_FIELDS, ["choice"]),
+    "ReviewBody": _obj(REVIEW_FIELDS, ["decision"]),
+    "ConflictCandidate": _obj({
+        "version": _str(200, description="<hlc>~<node_id>"), "value": {"description": "field conflicts"},
+        "action": {"type": ["string", "null"], "description": "status conflicts"}, "node_id": S, "node_name": S,
+        "by_user": S, "by_name": S, "at": DATETIME, "winner": B,
+        "applied": {"type": "boolean", "description": "its value (or action) is what the dossier shows now"}}),
+    "Conflict": _obj({
+        "id": S, "dossier_id": S, "unit_code": S, "kind": _enum(("field", "status")), "field": S, "label": S,
+        "base": S, "winner": S, "resolved": B, "resolution": {"type": ["object", "null"]},
+        "current": {"description": "the field's value in the dossier now (field conflicts)"}, "code": S,
+        "applicant_name": S, "candidates": {"type": "array", "items": _ref("ConflictCandidate")}}),
+    "ConflictList": _obj({"items": {"type": "array", "items": _ref("Conflict")}, "page": N, "size": N, "open": N,
+                          "duplicates_open": N}, ["items", "open", "duplicates_open"]),
+    "Resolved": _obj({"conflict": _ref("Conflict"), "change": _obj({"node_id": S, "seq": N, "hlc": S, "hash": S})},
+                     ["conflict", "change"]),
+    "Duplicate": _obj({"id": S, "unit_code": S, "procedure_code": S, "reviewed": B, "decision": S, "note": S,
+                       "reviewed_by": S, "reviewed_at": DATETIME, "dossiers": {"type": "array", "items": _obj({
+                           "id": S, "code": S, "applicant_name": S, "received_at": DATETIME, "origin_node": S,
+                           "origin_name": S, "status": {"type": ["integer", "null"]}})}}),
+    "DuplicateList": _obj({"items": {"type": "array", "items": _ref("Duplicate")}, "open": N}, ["items", "open"]),
+    "Reviewed": _obj({"duplicate": _ref("Duplicate"), "change": _obj({"node_id": S, "seq": N, "hlc": S, "hash": S})},
+                     ["duplicate", "change"]),
 }
+SCHEMAS["DossierDetail"]["properties"]["conflicts"] = {"type": "array", "items": _ref("Conflict")}
 
 ERRORS = {
     "400": ("InvalidJSON", "Body is not a JSON object with Content-Type application/json (code invalid_json)"),
@@ -235,8 +268,28 @@ def _paths() -> dict[str, Any]:
                         _json(_ref("DossierPage")), "400 413 422", params=list(PAGING),
                         body=_json_body("SearchBody")),
         },
-        "/dossiers/{code}": {"get": _op("getDossier", "A dossier with documents, files, history and actions",
-                                        detail, "404", params=[CODE])},
+        "/dossiers/{code}": {
+            "get": _op("getDossier", "A dossier with documents, files, history, actions and conflicts", detail, "404",
+                       params=[CODE]),
+            "patch": _op("editDossier", "Correct the applicant's details (reception, specialist, leader): one signed "
+                         "change of field writes; a concurrent edit elsewhere becomes a conflict", detail,
+                         "400 403 404 409 413 422", params=[CODE], body=_json_body("EditBody"))},
+        "/conflicts": {"get": _op(
+            "listConflicts", "Conflicts of this node's units (open by default) with open counts",
+            _json(_ref("ConflictList")), "422",
+            params=[_param("state", "query", _enum(("open", "resolved", "all")), "default: open")] + PAGING)},
+        "/conflicts/{cid}/resolve": {"post": _op(
+            "resolveConflict", "Keep this, take that, or enter a new value (leader, admin): one signed change",
+            _json(_ref("Resolved")), "400 403 404 409 413 422",
+            params=[_param("cid", "path", {"type": "string"}, "conflict id")], body=_json_body("ResolveBody"))},
+        "/duplicates": {"get": _op(
+            "listDuplicates", "Possible duplicates of this node's units (open by default)",
+            _json(_ref("DuplicateList")), "422",
+            params=[_param("state", "query", _enum(("open", "reviewed", "all")), "default: open")])},
+        "/duplicates/{fid}/review": {"post": _op(
+            "reviewDuplicate", "Two different dossiers, or one submitted twice (reception, leader, admin)",
+            _json(_ref("Reviewed")), "400 403 404 413 422",
+            params=[_param("fid", "path", {"type": "string"}, "duplicate flag id")], body=_json_body("ReviewBody"))},
         "/dossiers/{code}/actions/{action}": {"post": _op(
             "performAction", "Carry out a workflow action", detail, "400 403 404 409 413 422",
             params=[CODE, _param("action", "path", _enum(wf.ACTIONS))],

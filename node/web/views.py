@@ -157,6 +157,14 @@ def upload(code: str):
     return redirect(url_for("views.dossier", code=d.code)), 303
 
 
+@bp.route("/dossier/<code>/files/<att_id>/remove", methods=["POST"])
+@login_required("reception", "specialist", "leader")
+def remove_file(code: str, att_id: str):
+    att = attachments.remove(current_node(), g.officer, att_id)
+    flash(_("Đã gỡ tệp {name}.").format(name=att.filename), "success")
+    return redirect(url_for("views.dossier", code=code)), 303
+
+
 @bp.route("/files/<att_id>")
 @login_required()
 def download(att_id: str):

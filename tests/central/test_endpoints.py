@@ -189,10 +189,52 @@ def test_fork_quarantines_the_node_and_keeps_both_versions(session, prepared, hu
     assert session.pull().status_code == 200, "a quarantined node may still pull"
 
 
-def test_a_push_may_not_carry_another_nodes_changes(session, api, hub):
-    writer, _ = other_commune(api, hub)
-    resp = session.push(writer.dossier())
-    assert resp.status_code == 403 and error_of(resp)["code"] == "relay_not_allowed"
+def laptop_of(api, hub, units: list[str]) -> tuple[NodeWriter, NodeSession]:
+    """A field laptop enrolled for `units` (its own unit the first), writing with an in-memory log."""
+    writer = NodeWriter(units[0])
+    token = create_token(hub, units, "laptop")
+    resp = api.post("/api/v1/enroll", json={"token": token, **writer.record()})
+    assert resp.status_code == 200 and resp.get_json()["record"]["kind"] == "laptop", resp.data
+    return writer, NodeSession(api, writer.node_id, writer.key)
+
+
+def test_relay_allowed_when_the_laptop_serves_the_relaying_commune(session, prepared, api, hub):
+    laptop, laptop_session = laptop_of(api, hub, [prepared.unit_code, OTHER_UNIT])
+    carried = laptop.dossier(prepared.unit_code)
+    answer = push_all(session, prepared.changes + carried)
+    assert answer["acked_seq"] == len(prepared.changes) and answer["origins"] == {laptop.node_id: 3}
+    assert hub.storage.held(laptop.node_id) == (3, carried[-1]["hash"])
+    status = unpack(session.status(origins=[laptop.node_id, "NOBODY0001", hub.node_id]))
+    assert status["origins"] == {laptop.node_id: 3, hub.node_id: hub.storage.held(hub.node_id)[0]}
+    count = hub.storage.change_count()
+    direct = push_all(laptop_session, carried)  # the laptop reaches the hub itself later: nothing twice
+    assert (direct["acked_seq"], direct["stored"], direct["skipped"]) == (3, 0, 3)
+    assert hub.storage.change_count() == count
+
+
+@pytest.mark.parametrize("case", ["another_commune", "laptop_of_another_commune", "revoked", "unknown"])
+def test_relay_refused_when(session, prepared, api, hub, case):
+    code = {"another_commune": "relay_not_allowed", "laptop_of_another_commune": "relay_not_allowed",
+            "revoked": "node_revoked", "unknown": "unknown_node"}[case]
+    if case == "another_commune":
+        origin, _ = other_commune(api, hub)
+    elif case == "unknown":
+        origin = NodeWriter(prepared.unit_code)
+    else:
+        origin, _ = laptop_of(api, hub, [OTHER_UNIT] if case == "laptop_of_another_commune" else [prepared.unit_code])
+        if case == "revoked":
+            hub.storage.set_node_status(origin.node_id, "revoked", now=hub.now())
+    count = hub.storage.change_count()
+    resp = session.push(prepared.changes + origin.dossier())
+    assert resp.status_code == 403, resp.data
+    err = error_of(resp)
+    assert err["code"] == code and origin.node_id in err["message"]
+    assert hub.storage.change_count() == count and hub.storage.held(prepared.node_id)[0] == 0
+
+
+def test_status_origins_must_be_a_list_of_node_ids(session):
+    resp = session.status(origins="everyone")
+    assert resp.status_code == 400 and error_of(resp)["code"] == "bad_body"
 
 
 def test_writing_another_communes_data_is_403_naming_the_change(session, prepared, hub):

@@ -10,6 +10,12 @@ node's changes are scoped to its own unit; the hub's changes carry the scope the
     other = hub.add_node("000.00.19.H55")          # another replica of the same commune
     other.write("dossier", "D1", "create", {...})   # signed by it, held by the hub
     hub.fail_at("POST", "/sync/push", 2)            # the 2nd push gets no answer (a cut link)
+    laptop = hub.add_node("000.00.19.H55", kind="laptop", scope="000.00.19.H55,000.00.19.H56")
+    laptop.offline("dossier", "D2", "create", {...})  # signed, NOT on the hub: it travels by a relay
+
+Relays: a push may carry changes of other nodes when each origin is enrolled, active and its scope includes
+the pusher's unit (the hub's rule, simplified: stored with the pusher's unit as scope); the answer's
+"origins" and /sync/status's "origins" give the highest seq held of each.
 """
 
 from __future__ import annotations
@@ -32,6 +38,14 @@ class FakeNode:
         self.hub, self.node_id, self.unit_code = hub, node_id, unit_code
         self.key = keys.NodeKey.generate()
         self.clock = hlc.Clock()
+        self.local: tuple[int, str] | None = None  # its own log's top when it wrote offline
+
+    def offline(self, entity: str, entity_id: str, op: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A change made away from the hub (not stored there), continuing this node's own log."""
+        top = self.local or self.hub.top(self.node_id)
+        change = sign_change(self.key, self.node_id, top, self.clock, entity, entity_id, op, payload)
+        self.local = (change["seq"], change["hash"])
+        return change
 
     def write(self, entity: str, entity_id: str, op: str, payload: dict[str, Any]) -> dict[str, Any]:
         change = sign_change(self.key, self.node_id, self.hub.top(self.node_id), self.clock, entity, entity_id,
@@ -59,7 +73,9 @@ class FakeHub(Transport):
         self.changes: list[tuple[dict[str, Any], str]] = []  # (change, scope); the cursor is an index here
         self.files: dict[str, bytearray] = {}
         self.tokens: dict[str, str] = {}
+        self.token_kinds: dict[str, tuple[str, str | None]] = {}  # token -> (kind, scope) of the node it enrolls
         self.calls: list[tuple[str, str]] = []
+        self.pushes: list[list[tuple[str, int]]] = []  # (node_id, seq) of each pushed batch
         self.puts: list[tuple[str, int]] = []
         self.reported: dict[str, dict[str, Any]] = {}  # node id -> what it last told /sync/status
         self.last_headers: dict[str, dict[str, str]] = {}  # node id -> headers of its last signed request
@@ -74,9 +90,10 @@ class FakeHub(Transport):
     def now_ms(self) -> int:
         return hlc.wall_ms() + self.skew_ms
 
-    def token(self, unit_code: str) -> str:
+    def token(self, unit_code: str, *, kind: str = "commune", scope: str | None = None) -> str:
         token = f"tok-{len(self.tokens)}-{unit_code}"
         self.tokens[token] = unit_code
+        self.token_kinds[token] = (kind, scope)
         return token
 
     def fail_at(self, method: str, path: str, nth: int = 1) -> None:
@@ -87,10 +104,16 @@ class FakeHub(Transport):
         """Answer the next calls of that endpoint with these replies, in order."""
         self._scripted.setdefault((method, path), []).extend(replies)
 
-    def add_node(self, unit_code: str, node_id: str | None = None) -> FakeNode:
+    def add_node(self, unit_code: str, node_id: str | None = None, *, kind: str = "commune",
+                 scope: str | None = None) -> FakeNode:
         other = FakeNode(self, node_id or f"NOTHER{len(self.records):06d}", unit_code)
-        self._enroll_record(other.node_id, other.key.public_b64, unit_code)
+        self._enroll_record(other.node_id, other.key.public_b64, unit_code, kind=kind, scope=scope)
         return other
+
+    def set_status(self, node_id: str, status: str) -> dict[str, Any]:
+        """Revoke, quarantine or reactivate a node by a hub-signed registry change."""
+        record = dict(self.records[node_id], status=status)
+        return self.hub_write("node", node_id, "put", {"fields": record}, "*")
 
     def held_of(self, node_id: str) -> list[dict[str, Any]]:
         return [c for c, _ in self.changes if c["node_id"] == node_id]
@@ -110,9 +133,11 @@ class FakeHub(Transport):
             self.records[entity_id] = dict(payload["fields"], node_id=entity_id)
         return change
 
-    def _enroll_record(self, node_id: str, public_key: str, unit_code: str) -> dict[str, Any]:
-        record = {"node_id": node_id, "public_key": public_key, "kind": "commune", "unit_code": unit_code,
-                  "unit_name": "", "scope": unit_code, "status": "active", "enrolled_at": "2026-03-02 09:00:00"}
+    def _enroll_record(self, node_id: str, public_key: str, unit_code: str, *, kind: str = "commune",
+                       scope: str | None = None) -> dict[str, Any]:
+        record = {"node_id": node_id, "public_key": public_key, "kind": kind, "unit_code": unit_code,
+                  "unit_name": "", "scope": scope or unit_code, "status": "active",
+                  "enrolled_at": "2026-03-02 09:00:00"}
         self.hub_write("node", node_id, "put", {"fields": record}, "*")
         return record
 
@@ -159,7 +184,8 @@ class FakeHub(Transport):
         unit = self.tokens.pop(req.get("token"), None)
         if unit is None or unit != req.get("unit_code"):
             return _error(403, "bad_token", "enrollment token unknown, used or for another unit")
-        record = self._enroll_record(req["node_id"], req["public_key"], unit)
+        kind, scope = self.token_kinds.pop(req["token"], ("commune", None))
+        record = self._enroll_record(req["node_id"], req["public_key"], unit, kind=kind, scope=scope)
         record = dict(record, hub_node_id=self.node_id)
         return _json(200, {"record": record, "record_sig": self.key.sign(encoding.canonical(record)),
                            "hub_node_id": self.node_id, "hub_public_key": self.key.public_b64})
@@ -167,25 +193,39 @@ class FakeHub(Transport):
     def _push(self, record, req) -> Reply:
         if record["status"] == "quarantined":
             return _error(403, "node_quarantined", "this node is quarantined")
-        seq, prev = self.top(record["node_id"])
-        held = {c["seq"]: c["hash"] for c in self.held_of(record["node_id"])}
+        self.pushes.append([(c["node_id"], c["seq"]) for c in req["changes"]])
+        tops: dict[str, tuple[int, str]] = {}
         fresh = []
         for change in req["changes"]:
+            origin = self.records.get(change["node_id"])
             if change["node_id"] != record["node_id"]:
-                return _error(403, "relay_not_allowed", "relay not allowed yet")
+                if origin is None:
+                    return _error(403, "unknown_node", f"relayed origin {change['node_id']} is not enrolled")
+                if origin["status"] == "revoked":
+                    return _error(403, "node_revoked", f"relayed origin {change['node_id']} is revoked")
+                if origin["status"] == "quarantined":
+                    return _error(403, "node_quarantined", f"relayed origin {change['node_id']} is quarantined")
+                if record["unit_code"] not in origin["scope"].split(","):
+                    return _error(403, "relay_not_allowed", f"{change['node_id']}'s scope lacks the relay's unit")
+            if change["node_id"] not in tops:
+                tops[change["node_id"]] = self.top(change["node_id"])
+            seq, prev = tops[change["node_id"]]
+            held = {c["seq"]: c["hash"] for c in self.held_of(change["node_id"])}
             if change["seq"] in held:
                 if held[change["seq"]] != change["hash"]:
-                    record["status"] = "quarantined"
+                    origin["status"] = "quarantined"
                     return _error(409, "fork", f"fork at seq {change['seq']}")
                 continue
             if change["seq"] != seq + 1 or change["prev"] != prev:
                 return _error(409, "sequence_gap", f"expected seq {seq + 1}")
-            log.verify_change(change, record["public_key"])
+            log.verify_change(change, origin["public_key"])
             fresh.append(change)
-            seq, prev = change["seq"], change["hash"]
+            tops[change["node_id"]] = (change["seq"], change["hash"])
         for change in fresh:
             self.store(change, record["unit_code"])
-        return _zstd({"acked_seq": seq, "hub_time_ms": self.now_ms()})
+        origins = {o: self.top(o)[0] for o in tops if o != record["node_id"]}
+        return _zstd({"acked_seq": self.top(record["node_id"])[0], "hub_time_ms": self.now_ms(),
+                      "origins": origins})
 
     def _in_scope(self, record) -> list[tuple[int, dict[str, Any]]]:
         scope = set(record["scope"].split(",")) | {protocol.GLOBAL_SCOPE}
@@ -215,8 +255,11 @@ class FakeHub(Transport):
     def _status(self, record, req) -> Reply:
         self.reported[record["node_id"]] = req
         seq, last_hash = self.top(record["node_id"])
-        return _zstd({"acked_seq": seq, "last_hash": last_hash if seq else None, "digest": self.digest(record),
-                      "hub_time_ms": self.now_ms()})
+        answer = {"acked_seq": seq, "last_hash": last_hash if seq else None, "digest": self.digest(record),
+                  "hub_time_ms": self.now_ms()}
+        if "origins" in req:
+            answer["origins"] = {o: self.top(o)[0] for o in req["origins"] if o in self.records}
+        return _zstd(answer)
 
     def _file(self, method, sha, path, body) -> Reply:
         held = self.files.get(sha, bytearray())

@@ -1,0 +1,360 @@
+"""Applying dossier changes to the tables, by the rules of node/sync/dossiers.py.
+
+    create   insert once; its chain fields kept in DossierOrigin; re-walk when actions or edits came first;
+             flag possible duplicates
+    update   one FieldWrite per field; the field takes the value when the write is the latest; siblings on
+             the same base that disagree -> Conflict "field"
+    action   a DossierEvent; applied in place when it continues the chain, else the dossier is re-walked
+    conflict.resolve / duplicate.review   a person's decision, recorded and reflected on the record
+
+Inside `merge.batch()` the heads, action bases, earlier facts and duplicate candidates of the batch's
+dossiers are read once up front (`prefetch`) and kept in step, so the common case costs no read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import peewee as pw
+
+from . import dossiers as rules
+from . import merge
+from .state import (Conflict, ConflictResolution, Dossier, DossierEvent, DossierOrigin, DuplicateFlag,
+                    DuplicateReview, FieldWrite)
+
+CHUNK = 500
+
+
+# ---------------------------------------------------------------- batch prefetch
+
+def prefetch(state: Any, changes: list[dict[str, Any]]) -> None:
+    """Read what the batch's dossier changes will ask, in a few queries (called by merge.batch)."""
+    acted = sorted({c["entity_id"] for c in changes if c["entity"] == "dossier" and c["op"] in ("action", "update")})
+    created = [c for c in changes if c["entity"] == "dossier" and c["op"] == "create"]
+    for part in _chunks(acted):
+        q = Dossier.select(Dossier.id, Dossier.status, Dossier.status_version).where(Dossier.id.in_(part)).tuples()
+        state.head.update((i, (s, v)) for i, s, v in q)
+        q = (DossierEvent.select(DossierEvent.dossier_id, DossierEvent.base)
+             .where(DossierEvent.dossier_id.in_(part) & (DossierEvent.chain == 1)).tuples())
+        for i, base in q:
+            state.bases.setdefault(i, set()).add(base)
+        for i in part:
+            state.bases.setdefault(i, set())
+    ids = sorted({c["entity_id"] for c in created})
+    for part in _chunks(ids):
+        q = DossierEvent.select(DossierEvent.dossier_id).where(DossierEvent.dossier_id.in_(part)).distinct().tuples()
+        state.facts.update(i for (i,) in q)
+        q = FieldWrite.select(FieldWrite.entity_id).where(FieldWrite.entity_id.in_(part)).distinct().tuples()
+        state.facts.update(i for (i,) in q)
+        state.facts_known.update(part)
+    numbers = sorted({(c["payload"].get("fields") or {}).get("applicant_id_number") or "" for c in created} - {""})
+    for part in _chunks(numbers):
+        for row in Dossier.select(*_DUP_COLUMNS).where(Dossier.applicant_id_number.in_(part)).tuples():
+            state.people.setdefault(row[1], []).append(row)
+        state.people_known.update(part)
+
+
+def _chunks(items: list[str]):
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]
+
+
+_DEFAULTS = {k: Dossier._meta.fields[k].default for k in rules.CHAIN_FIELDS}
+_DUP_COLUMNS = (Dossier.id, Dossier.applicant_id_number, Dossier.procedure_code, Dossier.received_at,
+                Dossier.origin_node, Dossier.unit_code)
+
+
+# ---------------------------------------------------------------- create
+
+def create(change: dict[str, Any]) -> bool:
+    state = merge.current_batch()
+    dossier_id, version = change["entity_id"], rules.version_of(change)
+    row = merge.clean(Dossier, change["payload"].get("fields", {}))
+    row.update(id=dossier_id, origin_node=change["node_id"], version=version, status_version=version,
+               updated_hlc=change["hlc"], field_versions="{}")
+    merge.insert(Dossier, row)
+    chain = {k: row[k] if k in row else _DEFAULTS[k] for k in rules.CHAIN_FIELDS}
+    merge.insert(DossierOrigin, {"id": dossier_id, "version": version, "status": row.get("status", 0),
+                                 "fields": rules.value_text(chain)})
+    if state is not None:
+        state.head[dossier_id] = (row.get("status", 0), version)
+        state.bases.setdefault(dossier_id, set())
+    if _has_facts(state, dossier_id):
+        rebuild(dossier_id)
+    _flag_duplicates(state, row)
+    return True
+
+
+def _has_facts(state: Any, dossier_id: str) -> bool:
+    if state is not None and dossier_id in state.facts_known:
+        return dossier_id in state.facts
+    merge.flush_pending(DossierEvent)
+    return (DossierEvent.select().where(DossierEvent.dossier_id == dossier_id).exists()
+            or FieldWrite.select().where(FieldWrite.entity_id == dossier_id).exists())
+
+
+def _flag_duplicates(state: Any, row: dict[str, Any]) -> None:
+    number, procedure = row.get("applicant_id_number") or "", row.get("procedure_code") or ""
+    if not number:
+        return
+    if state is not None and number in state.people_known:
+        others = state.people.setdefault(number, [])
+    else:
+        others = list(Dossier.select(*_DUP_COLUMNS).where(Dossier.applicant_id_number == number).tuples())
+    mine = (row["id"], number, procedure, row.get("received_at", ""), row["origin_node"], row.get("unit_code", ""))
+    for other in others:
+        oid, _, oproc, oreceived, onode, ounit = other
+        if oid == row["id"] or oproc != procedure or onode == row["origin_node"]:
+            continue
+        if not rules.within_window(oreceived, mine[3]):
+            continue
+        a, b = sorted((oid, row["id"]))
+        flag_id = f"{a}|{b}"
+        units = ",".join(sorted({ounit, mine[5]} - {""}))
+        merge.insert(DuplicateFlag, {"id": flag_id, "dossier_a": a, "dossier_b": b, "unit_code": units,
+                                     "procedure_code": procedure})
+        refresh_review(flag_id)
+    if state is not None and number in state.people_known:
+        others.append(mine)
+
+
+# ---------------------------------------------------------------- field edits
+
+def update(change: dict[str, Any], dossier_id: str | None = None) -> bool:
+    """Field writes of a dossier update (or of a resolution that writes a value)."""
+    payload = change["payload"]
+    dossier_id = dossier_id or change["entity_id"]
+    values = {k: v for k, v in (payload.get("set") or {}).items() if k in rules.LWW_FIELDS}
+    if not values:
+        return True
+    bases = payload.get("base") if isinstance(payload.get("base"), dict) else {}
+    version = rules.version_of(change)
+    at = payload.get("at") or ""
+    for name, value in values.items():
+        merge.insert(FieldWrite, {
+            "id": f"{change['node_id']}:{change['seq']}:{name}", "entity": "dossier", "entity_id": dossier_id,
+            "field": name, "version": version, "base": str(bases.get(name) or ""), "value": rules.value_text(value),
+            "node_id": change["node_id"], "by_user": change.get("author", ""), "by_name": payload.get("by_name", ""),
+            "at": at})
+    found = Dossier.select(Dossier.field_versions, Dossier.version, Dossier.updated_hlc).where(
+        Dossier.id == dossier_id).tuples().first()
+    state = merge.current_batch()
+    if found is None and state is not None:
+        state.facts.add(dossier_id)  # its create may still come in this batch: it will walk these edits
+    if found is not None:
+        versions = json.loads(found[0] or "{}")
+        won = {k: v for k, v in values.items() if version > versions.get(k, found[1])}
+        if won:
+            versions.update({k: version for k in won})
+            won["field_versions"] = rules.value_text(versions)
+        if change["hlc"] > (found[2] or ""):
+            won["updated_hlc"] = change["hlc"]
+        if won:
+            merge.update(Dossier, won, dossier_id)
+    unit = payload.get("unit") or ""
+    for name in values:
+        if name in rules.EDITABLE:
+            refresh_field_conflict(dossier_id, name, str(bases.get(name) or ""), unit)
+    return True
+
+
+def refresh_field_conflict(dossier_id: str, name: str, base: str, unit: str) -> None:
+    writes = list(FieldWrite.select().where((FieldWrite.entity_id == dossier_id) & (FieldWrite.field == name)
+                                            & (FieldWrite.base == base)))
+    found = rules.field_candidates(writes) if len(writes) > 1 else None
+    if found is None:
+        return
+    candidates, winner = found
+    conflict_id = f"{dossier_id}:{name}:{base}"
+    row = {"id": conflict_id, "dossier_id": dossier_id, "unit_code": unit, "kind": "field", "field": name,
+           "base": base, "candidates": candidates, "winner": winner}
+    _upsert_conflict(row)
+
+
+def _upsert_conflict(row: dict[str, Any]) -> None:
+    existing = Conflict.get_or_none(Conflict.id == row["id"])
+    if existing is None:
+        Conflict.insert(row).execute()
+    elif (existing.candidates, existing.winner) != (row["candidates"], row["winner"]):
+        Conflict.update(candidates=row["candidates"], winner=row["winner"]).where(Conflict.id == row["id"]).execute()
+    refresh_resolution(row["id"])
+
+
+# ---------------------------------------------------------------- actions
+
+def action(change: dict[str, Any]) -> bool:
+    payload = change["payload"]
+    dossier_id = change["entity_id"]
+    state = merge.current_batch()
+    sets = {k: v for k, v in (payload.get("set") or {}).items() if k in rules.CHAIN_FIELDS}
+    version = rules.version_of(change)
+    head = _head(state, dossier_id)
+    base = payload.get("base")
+    chained = base is not None or "to" in payload or bool(sets)
+    if base is None and chained:  # written before bases existed: continues whatever the head is now
+        from_ok = head is not None and ("to" not in payload or payload.get("from") == head[0])
+        base = head[1] if from_ok else "!" + version
+    from_status = payload.get("from", head[0] if head is not None and chained else None)
+    to_status = payload.get("to", from_status)
+    event = merge.clean(DossierEvent, payload.get("event", {}))
+    event.update(id=f"{change['node_id']}:{change['seq']}", dossier_id=dossier_id, hlc=change["hlc"],
+                 action=payload["action"], from_status=from_status if chained else None,
+                 to_status=to_status if chained else None, chain=1 if chained else 0, version=version,
+                 base=base or "", sets=rules.value_text(sets), applied=1)
+    if not chained:  # the reception event: history only
+        if head is None and state is not None:
+            state.facts.add(dossier_id)
+        merge.insert(DossierEvent, event)
+        _touch(dossier_id, change["hlc"])
+        return True
+    waiting = state.bases.get(dossier_id) if state is not None and dossier_id in state.bases else None
+    if waiting is None and head is not None:
+        merge.flush_pending(DossierEvent)
+        waiting = {b for (b,) in DossierEvent.select(DossierEvent.base).where(
+            (DossierEvent.dossier_id == dossier_id) & (DossierEvent.chain == 1)).tuples()}
+    in_place = (head is not None and base == head[1] and from_status == head[0]
+                and version not in (waiting or ()) and base not in (waiting or ()))
+    event["applied"] = 1 if in_place else 0
+    merge.insert(DossierEvent, event)
+    if state is not None:
+        state.bases.setdefault(dossier_id, set()).add(base)
+        if head is None:
+            state.facts.add(dossier_id)
+    if head is None:
+        return False  # its dossier has not arrived: walked when the create comes
+    if not in_place:
+        return rebuild(dossier_id, report=event["id"])
+    _advance(dossier_id, dict(sets, status=to_status, status_version=version), change["hlc"])
+    if state is not None:
+        state.head[dossier_id] = (to_status, version)
+    return True
+
+
+def _head(state: Any, dossier_id: str) -> tuple[int, str] | None:
+    if state is not None and dossier_id in state.head:
+        return state.head[dossier_id]
+    row = Dossier.select(Dossier.status, Dossier.status_version).where(Dossier.id == dossier_id).tuples().first()
+    if row is not None and state is not None:
+        state.head[dossier_id] = row
+    return row
+
+
+def _touch(dossier_id: str, hlc: str) -> None:
+    """updated_hlc = the latest change merged into the dossier (a maximum: order does not matter)."""
+    merge.run(Dossier, ("touch",), lambda mark: Dossier.update(
+        updated_hlc=pw.Case(None, [(Dossier.updated_hlc < mark(0), mark(1))], Dossier.updated_hlc)).where(
+        Dossier.id == mark(2)), [hlc, hlc, dossier_id])
+
+
+def _advance(dossier_id: str, values: dict[str, Any], hlc: str) -> None:
+    """One UPDATE: the action's fields, the new head, and updated_hlc raised to `hlc` if it is later."""
+    meta = Dossier._meta.fields
+    columns = tuple(sorted(values))
+    args = [meta[c].db_value(values[c]) for c in columns] + [hlc, hlc, dossier_id]
+    n = len(columns)
+
+    def build(mark):
+        update = {meta[c]: mark(i) for i, c in enumerate(columns)}
+        update[Dossier.updated_hlc] = pw.Case(None, [(Dossier.updated_hlc < mark(n), mark(n + 1))], Dossier.updated_hlc)
+        return Dossier.update(update).where(Dossier.id == mark(n + 2))
+
+    merge.run(Dossier, ("advance", columns), build, args)
+
+
+def rebuild(dossier_id: str, report: str | None = None) -> bool:
+    """Walk the dossier's action tree again from its origin: status, chain fields, applied flags, status
+    conflicts, edited fields and updated_hlc become what the set of changes held here says. Returns whether
+    the event `report` (an event id) ended up applied."""
+    merge.flush_pending()
+    state = merge.current_batch()
+    origin = DossierOrigin.get_or_none(DossierOrigin.id == dossier_id)
+    dossier = Dossier.get_or_none(Dossier.id == dossier_id)
+    if origin is None or dossier is None:
+        return False
+    events = list(DossierEvent.select().where(DossierEvent.dossier_id == dossier_id))
+    chain = [e for e in events if e.chain]
+    status, head, fields, applied, forks = rules.walk(origin.version, origin.status, json.loads(origin.fields),
+                                                      chain)
+    values: dict[str, Any] = dict(fields, status=status, status_version=head)
+    versions: dict[str, str] = {}
+    for w in FieldWrite.select().where(FieldWrite.entity_id == dossier_id).order_by(FieldWrite.version):
+        values[w.field] = json.loads(w.value)
+        versions[w.field] = w.version
+    values["field_versions"] = rules.value_text(versions)
+    hlcs = [e.hlc for e in events] + [rules.hlc_of(v) for v in versions.values()] + [dossier.updated_hlc or ""]
+    values["updated_hlc"] = max(hlcs)
+    merge.update(Dossier, values, dossier_id)
+    for e in chain:
+        flag = 1 if e.id in applied else 0
+        if e.applied != flag:
+            DossierEvent.update(applied=flag).where(DossierEvent.id == e.id).execute()
+    if state is not None:
+        state.head[dossier_id] = (status, head)
+    for base, kids in forks.items():
+        candidates, winner = rules.status_candidates(kids, applied)
+        _upsert_conflict({"id": f"{dossier_id}:status:{base}", "dossier_id": dossier_id,
+                          "unit_code": dossier.unit_code, "kind": "status", "field": "status", "base": base,
+                          "candidates": candidates, "winner": winner})
+    return report in applied if report else True
+
+
+# ---------------------------------------------------------------- a person's decisions
+
+def resolve(change: dict[str, Any]) -> bool:
+    """conflict.resolve: record the decision; a "take"/"new" value is a field write based on the winner."""
+    payload = change["payload"]
+    covers = [str(v) for v in payload.get("covers") or []]
+    value = (payload.get("set") or {})
+    merge.insert(ConflictResolution, {
+        "id": f"{change['node_id']}:{change['seq']}", "conflict_id": change["entity_id"],
+        "version": rules.version_of(change), "covers": rules.value_text(sorted(covers)),
+        "choice": str(payload.get("choice", "")), "value": rules.value_text(value) if value else "",
+        "by_user": change.get("author", ""), "by_name": payload.get("by_name", ""), "at": payload.get("at", "")})
+    if value and isinstance(payload.get("dossier_id"), str):
+        update(change, dossier_id=payload["dossier_id"])
+    refresh_resolution(change["entity_id"])
+    return True
+
+
+def refresh_resolution(conflict_id: str) -> None:
+    """A conflict is resolved when the decisions recorded cover every candidate it holds now."""
+    row = Conflict.get_or_none(Conflict.id == conflict_id)
+    if row is None:
+        return
+    decisions = list(ConflictResolution.select().where(ConflictResolution.conflict_id == conflict_id)
+                     .order_by(ConflictResolution.version))
+    covered: set[str] = set()
+    for d in decisions:
+        covered.update(json.loads(d.covers or "[]"))
+    candidates = {c["version"] for c in json.loads(row.candidates or "[]")}
+    resolved = 1 if decisions and candidates <= covered else 0
+    latest = ""
+    if decisions:
+        d = decisions[-1]
+        latest = rules.value_text({"choice": d.choice, "by_user": d.by_user, "by_name": d.by_name, "at": d.at,
+                                   "value": json.loads(d.value) if d.value else None, "version": d.version})
+    if (row.resolved, row.resolution) != (resolved, latest):
+        Conflict.update(resolved=resolved, resolution=latest).where(Conflict.id == conflict_id).execute()
+
+
+def review(change: dict[str, Any]) -> bool:
+    """duplicate.review: record a person's review of a possible duplicate."""
+    payload = change["payload"]
+    merge.insert(DuplicateReview, {
+        "id": f"{change['node_id']}:{change['seq']}", "flag_id": change["entity_id"],
+        "version": rules.version_of(change), "decision": str(payload.get("decision", "")),
+        "note": str(payload.get("note", "")), "by_user": change.get("author", ""),
+        "by_name": payload.get("by_name", ""), "at": payload.get("at", "")})
+    refresh_review(change["entity_id"])
+    return True
+
+
+def refresh_review(flag_id: str) -> None:
+    latest = (DuplicateReview.select().where(DuplicateReview.flag_id == flag_id)
+              .order_by(DuplicateReview.version.desc()).first())
+    if latest is None:
+        return
+    DuplicateFlag.update(reviewed=1, decision=latest.decision, note=latest.note,
+                         reviewed_by=latest.by_name or latest.by_user, reviewed_at=latest.at).where(
+        DuplicateFlag.id == flag_id).execute()
