@@ -69,12 +69,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.before_request(i18n.pick_language)
     app.jinja_env.globals.update(_=i18n.gettext, lang=i18n.lang, hub_identity=hub.identity)
 
-    from . import review_views, views
+    from . import indicator_views, review_views, views
 
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     app.register_blueprint(views.bp)
-    app.register_blueprint(__import__("central.indicator_views", fromlist=["bp"]).bp)
+    app.register_blueprint(indicator_views.bp)
     app.register_blueprint(review_views.bp)
     _errors(app)
     return app

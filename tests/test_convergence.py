@@ -22,10 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from central.storage import HubSigner, open_storage
+from central.storage.testing import postgres_schema
 from conftest import FakeNow, reception_body
 from node import attachments, store, workflow
 from node.sync import bundle, conflicts, hlc, keys, log
@@ -35,6 +37,7 @@ from node.sync.statedigest import state_digest, state_rows
 from replicas import KEYS, Replica
 
 UA, UB = "000.00.19.H55", "000.00.21.H55"
+POSTGRES_URL = os.environ.get("MOTCUA_TEST_POSTGRES_URL", "")
 PEOPLE = ["019305001234", "001089000123", "034190000456"]
 PROCEDURES = ["1.001193", "1.000656"]
 EDITS = {"applicant_phone": ["0912000111", "0988000222", "0977000333"],
@@ -50,11 +53,11 @@ STATS = [] if os.environ.get("MOTCUA_CONVERGENCE_STATS") else None  # print what
 class Hub:
     """The hub's real storage, with its own key, in the same process as the nodes (bound on use)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, url: str):
         self.key = keys.NodeKey.generate()
         self.signer = HubSigner("H" + new_id()[-12:], self.key, hlc.Clock())
         KEYS[self.signer.node_id] = self.key.public_b64
-        self.storage = open_storage(f"sqlite:///{path}", self.signer)
+        self.storage = open_storage(url, self.signer)
         self.storage.create_schema()
         self.put_node(self.signer.node_id, self.key.public_b64, "hub", "hub", "*")
 
@@ -73,7 +76,7 @@ class Hub:
 
 
 class World:
-    def __init__(self, root: Path, template: Path, clock: FakeNow):
+    def __init__(self, root: Path, template: Path, clock: FakeNow, hub_url: str | None = None):
         self.a = Replica(template, root / "a", clock, unit_code=UA, name="commune A")
         self.b = Replica(template, root / "b", clock, unit_code=UB, name="commune B")
         self.laptop = Replica(template, root / "l", clock, unit_code=UA, units=(UA, UB), name="laptop",
@@ -81,7 +84,7 @@ class World:
         self.laptop.ms += 3
         self.b.ms += 1
         self.nodes = [self.a, self.b, self.laptop]
-        self.hub = Hub(root / "hub.db")
+        self.hub = Hub(hub_url or f"sqlite:///{root / 'hub.db'}")
         for r in self.nodes:
             self.hub.put_node(r.node_id, KEYS[r.node_id], "laptop" if r is self.laptop else "commune",
                               r.node.identity.unit_code, ",".join(r.units))
@@ -449,12 +452,9 @@ def check(world: World) -> None:
 EXAMPLES = int(os.environ.get("MOTCUA_CONVERGENCE_EXAMPLES", "12"))
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(scenario=SCENARIO)
-def test_every_replica_converges(_template_node, scenario):
+def converges(template: Path, scenario, hub_url: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        world = World(Path(tmp), _template_node, FakeNow())
+        world = World(Path(tmp), template, FakeNow(), hub_url)
         try:
             run(world, scenario)
             check(world)
@@ -465,9 +465,26 @@ def test_every_replica_converges(_template_node, scenario):
                               Conflict.select().where(Conflict.resolved == 1).count(),
                               DuplicateFlag.select().count(), Dossier.select().count(), world.bundles,
                               len(world.edits)))
-                print("field, status conflicts, resolved, duplicates, dossiers, bundles:", STATS[-1])
+                print("field, status conflicts, resolved, duplicates, dossiers, bundles, edits:", STATS[-1])
         finally:
             world.close()
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(scenario=SCENARIO)
+def test_every_replica_converges(_template_node, scenario):
+    converges(_template_node, scenario)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="MOTCUA_TEST_POSTGRES_URL not set")
+@settings(max_examples=max(3, EXAMPLES // 3), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(scenario=SCENARIO)
+def test_every_replica_converges_with_the_hub_on_postgresql(_template_node, scenario):
+    """The same property with the hub's production backend (pipelined batches, advisory locks)."""
+    with postgres_schema(POSTGRES_URL) as url:
+        converges(_template_node, scenario, url)
 
 
 def test_tombstones_are_purged_at_the_hub_once_every_node_has_pulled_past_them(_template_node):

@@ -386,3 +386,30 @@ def test_calendar_and_user_writes_take_the_latest_whatever_the_order(pair):
         assert CalendarDay.get_by_id("2026-06-13").kind == "working_day"
         assert User.get_by_id(uid).phone == "0922222222"
         assert json.loads(User.get_by_id(uid).field_versions)["phone"].endswith(a.node_id)
+
+
+def test_the_readme_walkthrough(pair, clock):
+    """README "Walkthrough": commune edits the phone and transfers; the laptop, offline, edits it later."""
+    commune, laptop = pair
+    d = started(commune, laptop)
+    clock.set("2026-03-02 09:12")
+    edit(commune, d, applicant_phone="0911111111")
+    act(commune, d, "transfer")
+    clock.set("2026-03-02 09:20")
+    laptop.ms = commune.ms + 8 * 60_000
+    edit(laptop, d, applicant_phone="0922222222")
+    exchange_both = settle
+    exchange_both(commune, laptop)
+    same(commune, laptop)
+    for r in (commune, laptop):
+        row = dossier(r, d)
+        assert (row.applicant_phone, row.status) == ("0922222222", workflow.PROCESSING)
+        assert conflicts.open_count() == 1
+    commune.use()
+    [c] = conflicts.of_dossier(d)
+    by_value = {x["value"]: x for x in c["candidates"]}
+    assert by_value["0922222222"]["winner"] and by_value["0911111111"]["at"] == "2026-03-02 09:12:00"
+    _resolve(commune, c["id"], "take", take=by_value["0911111111"]["version"])
+    settle(commune, laptop)
+    same(commune, laptop)
+    assert dossier(laptop, d).applicant_phone == "0911111111" and conflicts.open_count() == 0

@@ -59,8 +59,12 @@ class SQLStorage(HubStorage):
             self.db.close()
 
     def create_schema(self) -> None:
+        from node.indicators import index_sql
+
         with self.db.atomic():  # a hub made by an older version gets the newer tables and columns too
             upgrade_schema(self.db, ALL_MODELS)
+            for sql in index_sql():  # the indicator pages' covering indexes: the hub's read side only
+                self.db.execute_sql(sql)
 
     def drop_schema(self) -> None:
         self.db.drop_tables(ALL_MODELS, safe=True)

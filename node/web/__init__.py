@@ -68,8 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
-    app.register_blueprint(__import__("node.web.indicator_views", fromlist=["bp"]).bp)
-    for name in ("printing", "admin", "api", "sync_views", "review_views", "relay_views"):
+    for name in ("printing", "admin", "api", "sync_views", "review_views", "relay_views", "indicator_views"):
         try:
             module = __import__(f"node.web.{name}", fromlist=["bp"])
         except ModuleNotFoundError as exc:
