@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= var/sample
 PORT ?= 8080
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean soak
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak -q tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check node central tests bench

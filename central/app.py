@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
+    "PUBLIC_MAX_FILE_BYTES": 10 * 1024 * 1024,  # online submission (central/public_views.py)
+    "PUBLIC_MAX_TOTAL_BYTES": 30 * 1024 * 1024,
+    "PUBLIC_MAX_FILES": 10,
+    "PUBLIC_PER_HOUR": 5,
+    "PUBLIC_PER_DAY": 20,
+    "PUBLIC_CHALLENGE_SECONDS": 1800,
 }
 HELP = {
     "DATA_DIR": "Data folder of the hub (key, hub.json, database, files).",
@@ -43,6 +49,12 @@ HELP = {
     "MAX_PUSHES_IN_FLIGHT": "Concurrent pushes accepted before the hub answers 503 with Retry-After.",
     "RETRY_AFTER_SECONDS": "Seconds a shed client is told to wait.",
     "MAX_CONTENT_LENGTH": "Largest request body in bytes (sync bodies are compressed).",
+    "PUBLIC_MAX_FILE_BYTES": "Online submission: largest scan in bytes (PDF, JPEG or PNG).",
+    "PUBLIC_MAX_TOTAL_BYTES": "Online submission: largest total of the scans of one dossier, in bytes.",
+    "PUBLIC_MAX_FILES": "Online submission: most scans attached to one dossier.",
+    "PUBLIC_PER_HOUR": "Online submissions accepted from one client address per hour (then 429).",
+    "PUBLIC_PER_DAY": "Online submissions accepted from one client address per day (then 429).",
+    "PUBLIC_CHALLENGE_SECONDS": "Online submission: seconds the anti-robot question stays valid.",
 }
 csrf = CSRFProtect()
 log = logging.getLogger("motcua.hub")
@@ -69,13 +81,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.before_request(i18n.pick_language)
     app.jinja_env.globals.update(_=i18n.gettext, lang=i18n.lang, hub_identity=hub.identity)
 
-    from . import indicator_views, review_views, views
+    from . import indicator_views, public_views, review_views, views
 
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(indicator_views.bp)
     app.register_blueprint(review_views.bp)
+    from . import catalogue_views; app.register_blueprint(catalogue_views.bp)  # noqa: E702
+    public_views.register(app)  # /nop-ho-so, /tra-cuu-ho-so: online submission and status, no login
+    from . import admin_views, transfer_views
+
+    app.register_blueprint(admin_views.bp)
+    app.register_blueprint(transfer_views.bp)
     _errors(app)
     return app
 

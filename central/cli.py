@@ -192,6 +192,28 @@ def hub_submit(data, unit, procedure, applicant_name, id_number, birth_date, add
     click.echo(result["code"])
 
 
+@hub_group.command("add-user")
+@DATA_OPTION
+@click.argument("username")
+@click.option("--full-name", required=True, help="The user's full name.")
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(["admin", "specialist", "leader"]),
+              help="Role: admin (hub administrator), specialist or leader of a district/province agency; repeatable.")
+@click.option("--password", default=None, help="Password, at least 8 characters (asked if not given).")
+def hub_add_user(data, username, full_name, roles, password) -> None:
+    """Add a hub user with one or more roles (argon2id password)."""
+    from .hubauth import UserInvalid, add_user
+
+    password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    hub = _open(data)
+    try:
+        user = add_user(hub.storage, username, full_name, list(roles), password)
+    except UserInvalid as exc:
+        _fail(exc.message + " " + " ".join(exc.fields.values()))
+    finally:
+        hub.close()
+    click.echo(f"user {user['username']} added with roles {user['roles']}")
+
+
 def register(main: click.Group) -> None:
     """Add `motcua hub ...` (with `motcua hub import/export`) to the main command group."""
     # Imported here, not at module level: central.bundle_cli builds on this module's options, and importing

@@ -124,3 +124,28 @@ def _file_sha(path: Path) -> str:
         for block in iter(lambda: fh.read(READ_BLOCK), b""):
             hasher.update(block)
     return hasher.hexdigest()
+
+
+def store_blob(store: FileStore, data: bytes) -> tuple[str, bool]:
+    """Write whole bytes (durably) under their SHA-256 unless already held; (sha, written now?).
+
+    For files that arrive whole at the hub (online submissions), not in chunks. The caller removes a file
+    it wrote when the transaction that names it fails (see `discard_blob`).
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    final = store.path(digest)
+    if final.exists():
+        return digest, False
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.partial_dir / f"{digest}.{os.getpid()}.{threading.get_ident()}.whole"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    return digest, True
+
+
+def discard_blob(store: FileStore, sha: str) -> None:
+    """Remove a file written by `store_blob` for a write that was then rolled back."""
+    store.path(sha).unlink(missing_ok=True)

@@ -200,6 +200,72 @@ EN.update({
     "Đang giải quyết": "In progress",
     "Điểm theo nhóm chỉ số": "Points by group",
     "đúng hạn": "on time",
+    # catalogue and calendar publishing (central/catalogue_views.py)
+    "Danh mục, lịch": "Catalogue, calendar",
+    "Danh mục thủ tục": "Procedure catalogue",
+    "Mỗi thay đổi là một phiên bản mới có ngày áp dụng; hồ sơ nhận từ ngày đó dùng phiên bản mới, hồ sơ "
+    "đã nhận giữ phiên bản cũ. Các xã nhận phiên bản mới ở lần đồng bộ tiếp theo.":
+        "Every change is a new version with an effective date; dossiers received from that date use it, "
+        "dossiers already received keep theirs. Communes get new versions on their next sync.",
+    "Lịch làm việc": "Work calendar",
+    "Mã": "Code",
+    "Thời hạn": "Time limit",
+    "Phiên bản chờ áp dụng": "Versions waiting for their date",
+    "từ": "from",
+    "Áp dụng từ": "Effective from",
+    "Tên": "Name",
+    "Trực tuyến": "Online",
+    "Chờ áp dụng": "Not yet in force",
+    "Đã thay thế": "Superseded",
+    "Ngừng": "Stopped",
+    "Phiên bản mới": "New version",
+    "Áp dụng từ ngày": "Effective from",
+    "Tên thủ tục": "Procedure name",
+    "Tên tiếng Anh": "English name",
+    "Lĩnh vực": "Field",
+    "Cách tính thời hạn": "How the time limit counts",
+    "Thời hạn (số ngày)": "Time limit (days)",
+    "Nhận sau 15 giờ: trả ngày làm việc tiếp theo": "Received after 15:00: due the next working day",
+    "Mức độ trực tuyến": "Online level",
+    "Liên thông": "Interconnected",
+    "Khi yêu cầu bổ sung": "On a supplement request",
+    "Phí, lệ phí": "Fees",
+    "Số tiền (đồng)": "Amount (đ)",
+    "Số trang đầu": "First pages",
+    "Tiền mỗi trang đầu": "Amount per first page",
+    "Tối đa": "At most",
+    "Thành phần hồ sơ (mỗi dòng: tên | tên tiếng Anh | original/certified/photocopy | số bản)":
+        "Documents (one per line: name | English name | original/certified/photocopy | copies)",
+    "Đang tiếp nhận": "Accepting dossiers",
+    "Công bố phiên bản mới": "Publish the new version",
+    "Đã công bố phiên bản {version} của thủ tục {code}, áp dụng từ {day}.":
+        "Version {version} of procedure {code} published, effective from {day}.",
+    "Các ngày ở đây áp dụng cho mọi xã (xã có thể điều chỉnh riêng cho mình). Một ngày có hiệu lực từ "
+    "chính ngày đó: không sửa được ngày đã qua, và hẹn trả của hồ sơ đã nhận không thay đổi.":
+        "These days apply to every commune (a commune may override them for itself). A day takes effect on "
+        "that day: past days cannot be changed, and appointments of dossiers already received do not move.",
+    "Ngày": "Day",
+    "Nguồn": "Set by",
+    "Lịch gốc": "Seed calendar",
+    "Trung tâm": "Hub",
+    "Bỏ ngày này": "Withdraw this day",
+    "Năm này chưa có ngày điều chỉnh nào.": "No overrides in this year yet.",
+    "Thêm ngày": "Add a day",
+    "Ngày nghỉ": "Day off",
+    "Ngày làm bù": "Extra working day",
+    "Công bố": "Publish",
+    "Cả năm": "The whole year",
+    "Ngày không hợp lệ (định dạng năm-tháng-ngày).": "Invalid date (year-month-day).",
+    "Chỉ nhận ngày trong các năm {first}–{last}.": "Only days in {first}–{last}.",
+    "Không thể sửa ngày đã qua: thời hạn của hồ sơ đã tính theo lịch cũ.":
+        "A past day cannot be changed: deadlines were computed over it.",
+    "Chọn ngày nghỉ hoặc ngày làm bù.": "Choose a day off or an extra working day.",
+    "Ngày làm bù phải là thứ Bảy hoặc Chủ nhật.": "An extra working day must be a Saturday or Sunday.",
+    "Ngày nghỉ thêm phải là ngày từ thứ Hai đến thứ Sáu.": "An extra day off must be Monday to Friday.",
+    "Tên tối đa {n} ký tự.": "The name is at most {n} characters.",
+    "Ngày chưa được lưu, hãy xem lại các ô báo lỗi.": "The day was not saved; see the fields marked.",
+    "Đã công bố ngày {day}: {kind}.": "Published {day}: {kind}.",
+    "Đã bỏ ngày {day} khỏi lịch điều chỉnh.": "{day} withdrawn from the calendar.",
 })
 
 
@@ -218,3 +284,183 @@ def pick_language() -> None:
     if wanted in LANGS:
         session["lang"] = wanted
     g.lang = session.get("lang") if session.get("lang") in LANGS else "vi"
+
+# Online submission and status lookup for residents (central/public_views.py, templates/public/).
+EN.update({
+    "Dịch vụ công trực tuyến": "Online public services",
+    "Nộp hồ sơ trực tuyến": "Online submission",
+    "Nơi nhận": "Sent to",
+    "Chọn lại": "Choose again",
+    "Hồ sơ chưa được gửi. Vui lòng sửa các mục được đánh dấu bên dưới.":
+        "The dossier was not sent. Please correct the fields marked below.",
+    "Giấy tờ cần chuẩn bị (bản chụp hoặc bản quét)": "Papers to prepare (photos or scans)",
+    "Họ và tên": "Full name",
+    "Số định danh cá nhân (CCCD)": "Personal ID number (CCCD)",
+    "12 chữ số trên thẻ căn cước (hoặc 9 chữ số CMND cũ).": "12 digits on the ID card (or an old 9-digit number).",
+    "Tôi xác nhận số định danh cá nhân và ngày sinh đã khai là đúng.":
+        "I confirm that the ID number and birth date I gave are correct.",
+    "Ngày sinh": "Date of birth",
+    "Ngày/tháng/năm.": "Day/month/year.",
+    "Giới tính": "Gender",
+    "— Không khai —": "— Not given —",
+    "Nam": "Male",
+    "Nữ": "Female",
+    "Địa chỉ": "Address",
+    "Số điện thoại": "Phone",
+    "Email": "Email",
+    "Không bắt buộc.": "Optional.",
+    "Nội dung yêu cầu": "Request",
+    "Không bắt buộc; để trống sẽ ghi tên thủ tục.": "Optional; left empty, the procedure's name is used.",
+    "Giấy tờ đính kèm": "Attached papers",
+    "Bản chụp, bản quét giấy tờ": "Photos or scans of the papers",
+    "PDF, JPEG hoặc PNG; tối đa {files} tệp, mỗi tệp tối đa {file_mb} MB, tổng cộng tối đa {total_mb} MB.":
+        "PDF, JPEG or PNG; at most {files} files, {file_mb} MB each, {total_mb} MB in all.",
+    "Nếu trang báo lỗi, vui lòng chọn lại tệp.": "After an error, please choose the files again.",
+    "Để trống ô này": "Leave this empty",
+    "Câu hỏi kiểm tra": "Check question",
+    "Trả lời bằng chữ số, để chứng tỏ bạn không phải chương trình tự động.":
+        "Answer in digits, to show you are not a robot.",
+    "Hồ sơ được chuyển đến bộ phận một cửa của xã, phường ở trạng thái “Mới đăng ký”; cán bộ sẽ tiếp nhận, "
+    "yêu cầu bổ sung hoặc từ chối và bạn theo dõi bằng mã hồ sơ.":
+        "The dossier goes to the commune's one-stop desk as “Newly registered”; an officer accepts it, asks for "
+        "more papers or refuses it, and you follow it with the dossier code.",
+    "Nộp hồ sơ": "Submit",
+    "Đã nộp hồ sơ": "Dossier submitted",
+    "Hồ sơ của bạn đã được gửi đến {unit}. Vui lòng ghi lại mã hồ sơ để theo dõi.":
+        "Your dossier was sent to {unit}. Please note the dossier code to follow it.",
+    "Thủ tục hành chính": "Procedure",
+    "Thời gian nộp": "Submitted at",
+    "Số tệp đính kèm": "Files attached",
+    "Cán bộ một cửa sẽ kiểm tra hồ sơ; khi hồ sơ được tiếp nhận bạn sẽ thấy ngày hẹn trả kết quả.":
+        "A one-stop officer will check the dossier; once it is accepted you will see the appointment date.",
+    "Theo dõi hồ sơ": "Follow the dossier",
+    "Tra cứu hồ sơ": "Dossier status",
+    "Nhập mã hồ sơ để xem tình trạng": "Enter the dossier code to see its status",
+    "Tra cứu": "Look up",
+    "Không tìm thấy hồ sơ": "No dossier found with code",
+    "Vui lòng kiểm tra lại mã hồ sơ. Hồ sơ nộp tại xã có thể cần vài phút để hiện ở đây.":
+        "Please check the code. A dossier filed at a commune may take a few minutes to appear here.",
+    "Nơi giải quyết": "Handled by",
+    "Ngày nộp": "Submitted",
+    "Chưa có (hồ sơ chưa được tiếp nhận)": "Not yet (the dossier has not been accepted)",
+    "Kết quả": "Result",
+    "Đã trả kết quả": "Result returned",
+    "Đã có kết quả, chờ trả": "Result ready, waiting to be returned",
+    "Chưa có": "Not yet",
+    "Hồ sơ đã quá hạn hẹn trả. Cơ quan giải quyết sẽ gửi phiếu xin lỗi và hẹn lại ngày trả kết quả.":
+        "The dossier is past its appointment. The agency will send an apology with a new appointment.",
+    "Quay lại trang nộp hồ sơ": "Back to the submission page",
+    "Bước 1: chọn xã, phường nhận hồ sơ và thủ tục hành chính. Chỉ các thủ tục cung cấp dịch vụ công trực "
+    "tuyến (một phần hoặc toàn trình) được liệt kê.":
+        "Step 1: choose the commune and the procedure. Only procedures offered online (partly or fully) are "
+        "listed.",
+    "Hiện chưa có xã, phường nào nhận hồ sơ trực tuyến qua hệ thống này.":
+        "No commune takes online submissions through this system yet.",
+    "Xã, phường nhận hồ sơ": "Commune",
+    "— Chọn —": "— Choose —",
+    "Tiếp tục": "Continue",
+    "Đã nộp hồ sơ?": "Already submitted?",
+    "Tra cứu tình trạng hồ sơ": "Look up its status",
+    "Vui lòng trả lời câu hỏi kiểm tra.": "Please answer the check question.",
+    "Câu hỏi kiểm tra không hợp lệ, vui lòng trả lời câu hỏi mới.":
+        "The check question is not valid; please answer the new one.",
+    "Câu hỏi kiểm tra đã hết hạn, vui lòng trả lời câu hỏi mới.":
+        "The check question has expired; please answer the new one.",
+    "Câu trả lời kiểm tra chưa đúng.": "The answer to the check question is wrong.",
+    "Địa chỉ của bạn đã nộp quá nhiều hồ sơ trong thời gian ngắn. Vui lòng thử lại sau {minutes} phút.":
+        "Too many dossiers were submitted from your address in a short time. Please try again in {minutes} "
+        "minutes.",
+    "Tạm thời chưa nhận hồ sơ": "Submissions paused",
+    "Vui lòng nhập ngày sinh.": "Please enter the date of birth.",
+    "Ngày sinh không hợp lệ (ngày/tháng/năm).": "The date of birth is not valid (day/month/year).",
+    "Ngày sinh phải sau năm 1900 và không sau hôm nay.": "The date of birth must be after 1900 and not after today.",
+    "Vui lòng chọn xã, phường nhận hồ sơ.": "Please choose the commune.",
+    "Thủ tục này không nhận hồ sơ trực tuyến.": "This procedure does not take online submissions.",
+    "Tối đa {n} ký tự.": "At most {n} characters.",
+    "Vui lòng nhập họ và tên.": "Please enter the full name.",
+    "Vui lòng nhập địa chỉ.": "Please enter the address.",
+    "Địa chỉ email không hợp lệ.": "The email address is not valid.",
+    "Vui lòng nhập số điện thoại.": "Please enter a phone number.",
+    "Số điện thoại gồm 9–15 chữ số.": "A phone number has 9–15 digits.",
+    "Giới tính không hợp lệ.": "The gender is not valid.",
+    "Vui lòng nhập số định danh cá nhân (CCCD).": "Please enter the personal ID number (CCCD).",
+    "Nếu số đã đúng, hãy đánh dấu ô xác nhận bên dưới rồi gửi lại.":
+        "If the number is right, tick the confirmation below and submit again.",
+    "Vui lòng đính kèm bản chụp hoặc bản quét giấy tờ (PDF, JPEG, PNG).":
+        "Please attach photos or scans of the papers (PDF, JPEG, PNG).",
+    "Tối đa {n} tệp cho một hồ sơ.": "At most {n} files for one dossier.",
+    "Tệp {name} quá lớn (tối đa {mb} MB một tệp).": "{name} is too large (at most {mb} MB a file).",
+    "Tổng dung lượng các tệp vượt quá {mb} MB.": "The files add up to more than {mb} MB.",
+    "Tệp {name} rỗng.": "{name} is empty.",
+    "Tệp {name} không phải PDF, JPEG hoặc PNG.": "{name} is not a PDF, JPEG or PNG file.",
+    "Không gửi được hồ sơ": "The dossier could not be sent",
+    "Vui lòng chọn một thủ tục nhận hồ sơ trực tuyến.": "Please choose a procedure offered online.",
+    "Không gửi được hồ sơ. Vui lòng tải lại trang và thử lại.":
+        "The dossier could not be sent. Please reload the page and try again.",
+    "Xã, phường hoặc thủ tục này hiện không nhận hồ sơ trực tuyến.":
+        "This commune or procedure does not take online submissions at the moment.",
+    "Mã hồ sơ không hợp lệ.": "The dossier code is not valid.",
+})
+
+# Hub users and roles, the audit view, interconnected dossiers (central/admin_views.py, transfer_views.py).
+EN.update({
+    "Đã thêm người dùng {user}.": "User {user} added.",
+    "Yêu cầu không hợp lệ.": "Invalid request.",
+    "Không thể tự khóa tài khoản của mình.": "You cannot lock your own account.",
+    "Đã mở khóa {user}.": "{user} unlocked.",
+    "Đã khóa {user}.": "{user} locked.",
+    "Ngày theo dạng YYYY-MM-DD.": "Dates as YYYY-MM-DD.",
+    "Loại dữ liệu không hợp lệ.": "Invalid kind of record.",
+    "Số trang không hợp lệ.": "Invalid page number.",
+    "Ngày kết thúc phải sau ngày bắt đầu.": "The end date must be after the start date.",
+    "Bộ lọc không hợp lệ.": "Invalid filter.",
+    "Không tìm thấy hồ sơ {code}.": "No dossier {code}.",
+    "Thao tác này không làm ở trung tâm.": "This action is not done at the hub.",
+    "Đã ghi nhưng chưa được áp dụng: hồ sơ đã thay đổi ở nơi khác.":
+        "Recorded but not applied: the dossier was changed elsewhere.",
+    "Đã lưu.": "Saved.",
+    "Vai trò của bạn không được dùng trang này.": "Your role may not use this page.",
+    "Người dùng trung tâm": "Hub users",
+    "Vai trò": "Roles",
+    "Đã khóa": "Locked",
+    "Khóa": "Lock",
+    "Mở khóa": "Unlock",
+    "Thêm người dùng": "Add a user",
+    "Thêm": "Add",
+    "Nhật ký thao tác": "Audit log",
+    "Tất cả": "All",
+    "Nút": "Node",
+    "Người thực hiện": "By",
+    "Mã hồ sơ / mã bản ghi": "Dossier code / record id",
+    "Loại dữ liệu": "Kind of record",
+    "{n} thay đổi": "{n} changes",
+    "Nội dung": "Content",
+    "không áp dụng": "not applied",
+    "Không có thay đổi nào.": "No changes.",
+    "Trang {p}/{n}": "Page {p}/{n}",
+    "Hồ sơ liên thông": "Interconnected dossiers",
+    "Cơ quan": "Agency",
+    "Chờ tiếp nhận": "Waiting to be received",
+    "Đang xử lý": "Processing",
+    "Người nộp": "Applicant",
+    "Hạn bước": "Step deadline",
+    "Hẹn trả": "Appointment",
+    "Lý do": "Reason",
+    "Kết quả đã số hóa": "Result digitised",
+    "Xác nhận": "Confirm",
+    "Không có thao tác nào bạn được phép làm ở trạng thái này.": "No action you may take in this state.",
+    "Tiến trình xử lý (mẫu 05)": "Processing history (form 05)",
+    "Người giao": "Handed over by",
+    "Người nhận": "Received by",
+    "Tiếp nhận hồ sơ": "Dossier received",
+    "Người dùng": "Users",
+    "Nhật ký": "Audit",
+    "Thông tin người dùng chưa hợp lệ.": "The user's details are not valid.",
+    "Không có người dùng này.": "No such user.",
+    "Tên đăng nhập chỉ gồm chữ, số, dấu chấm, gạch dưới (tối đa 40 ký tự).":
+        "Usernames hold letters, digits, dots and underscores (at most 40 characters).",
+    "Cần nhập họ và tên (tối đa 120 ký tự).": "Enter the full name (at most 120 characters).",
+    "Chọn ít nhất một vai trò hợp lệ.": "Choose at least one valid role.",
+    "Mật khẩu từ 8 đến 200 ký tự.": "Passwords have 8 to 200 characters.",
+    "Tên đăng nhập này đã có.": "This username is taken.",
+})

@@ -65,4 +65,14 @@ class HubUser(Base):
     roles = pw.CharField(default="admin")
 
 
-HUB_MODELS = [EnrollmentToken, ChangeScope, NodeStatus, ForkRecord, HubUser]
+class SubmissionHit(Base):
+    """One online submission accepted from a client address (hub-local, not synced): the rate limit's memory.
+
+    The address is kept only as a keyed hash; the ID number and the applicant never appear here."""
+
+    id = pw.AutoField()
+    client = pw.CharField(index=True)  # HMAC-SHA256 of the client address with the hub secret, hex
+    at = pw.BigIntegerField(index=True)  # seconds since the epoch, hub clock
+
+
+HUB_MODELS = [EnrollmentToken, ChangeScope, NodeStatus, ForkRecord, HubUser, SubmissionHit]

@@ -6,7 +6,7 @@
     GET  /duplicates/<id>, POST /duplicates/<id> both dossiers side by side; distinct | duplicate + note
     GET  /conflicts.json?unit=&state=            open counts (per commune) and the listing, as JSON
 
-Every page needs the administrator's login (session, CSRF on every form); the header shows the open
+Every page needs a hub administrator's login (role admin) (session, CSRF on every form); the header shows the open
 counts (`review_counts()`), so they are on the nodes dashboard too. Decisions are written by
 central/reviews.py, one hub-signed change each; a refusal shows its message and writes nothing.
 """
@@ -20,7 +20,7 @@ from node.workflow import status_label
 
 from . import reviews
 from .i18n import gettext as _, lang
-from .views import login_required
+from .views import admin_required
 
 bp = Blueprint("reviews", __name__)
 
@@ -45,7 +45,7 @@ def _message(exc: reviews.ReviewRefused) -> str:
 @bp.app_context_processor
 def _helpers():
     def review_counts():
-        if g.get("hub_user") is None:
+        if g.get("hub_user") is None or "admin" not in g.get("hub_roles", ()):
             return None
         return reviews.counts()
 
@@ -53,7 +53,7 @@ def _helpers():
 
 
 @bp.get("/conflicts")
-@login_required
+@admin_required
 def index():
     unit = _unit_arg()
     show = "resolved" if request.args.get("state") == "resolved" else "open"
@@ -67,6 +67,9 @@ def index():
 def as_json():
     if g.get("hub_user") is None:
         return jsonify({"error": {"code": "unauthorized", "message": _("Vui lòng đăng nhập.")}}), 401
+    if "admin" not in g.hub_roles:
+        message = _("Vai trò của bạn không được dùng trang này.")
+        return jsonify({"error": {"code": "forbidden", "message": message}}), 403
     unit = _unit_arg()
     state = request.args.get("state", "open")
     resolved = {"open": False, "resolved": True, "all": None}.get(state, False)
@@ -83,13 +86,13 @@ def _conflict_page(cid: str, errors: dict | None = None, values=None, status: in
 
 
 @bp.get("/conflicts/<cid>")
-@login_required
+@admin_required
 def conflict(cid: str):
     return _conflict_page(cid)
 
 
 @bp.post("/conflicts/<cid>/resolve")
-@login_required
+@admin_required
 def resolve(cid: str):
     form = request.form
     try:
@@ -105,7 +108,7 @@ def resolve(cid: str):
 
 
 @bp.route("/duplicates/<fid>", methods=["GET", "POST"])
-@login_required
+@admin_required
 def duplicate(fid: str):
     errors: dict[str, str] = {}
     if request.method == "POST":

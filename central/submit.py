@@ -8,7 +8,9 @@ commune's node gives offline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from node import catalogue
@@ -19,6 +21,7 @@ from node.text import ID_MESSAGES, check_id_number, fold, nfc
 from node.timeutil import to_text
 
 from .errors import HubError
+from .files import discard_blob, store_blob
 
 HUB_SUBCODE = "HUB"
 NEW = 1  # node.workflow.NEW: newly registered
@@ -55,8 +58,15 @@ def _text(value: str | None, name: str, limit: int, required: bool = False) -> s
 
 def submit_dossier(hub, *, unit_code: str, procedure_code: str, applicant_name: str, id_number: str,
                    birth_date: str = "", address: str = "", phone: str = "", email: str = "",
-                   matter: str = "") -> dict[str, Any]:
-    """Register an online dossier at the hub for `unit_code`; returns {"id", "code", "warnings"}."""
+                   matter: str = "", attachments: list[tuple[str, bytes, str]] | None = None,
+                   before_write: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Register an online dossier at the hub for `unit_code`; returns {"id", "code", "warnings"}.
+
+    `attachments` are already checked scans (filename, bytes, MIME): each is stored in the hub's file
+    store and recorded as an attachment of the dossier, so the commune's node downloads it. `before_write`
+    runs first inside the transaction (the public page's rate limit); whatever it raises rolls it all back,
+    and files written for a write that failed are removed again.
+    """
     if unit_code not in hub.storage.units_served():
         raise HubError(f"no enrolled node receives unit {unit_code}; enroll the commune's node first",
                        code="unknown_unit")
@@ -73,8 +83,23 @@ def submit_dossier(hub, *, unit_code: str, procedure_code: str, applicant_name: 
         raise HubError(" ".join(ID_MESSAGES["en"][k] for k in check.errors), code="invalid_id_number")
     proc, documents, fee = _procedure(procedure_code.strip(), now.date())
     dossier_id = new_id()
-    storage = hub.storage
+    written: list[str] = []
+    try:
+        code = _write(hub, dossier_id, unit_code, proc, documents, fee, name, check.number, birth, address, phone,
+                      email, matter, attachments or [], before_write, written)
+    except BaseException:
+        for sha in written:
+            discard_blob(hub.files, sha)
+        raise
+    return {"id": dossier_id, "code": code, "warnings": [ID_MESSAGES["en"][k] for k in check.warnings]}
+
+
+def _write(hub, dossier_id, unit_code, proc, documents, fee, name, id_number, birth, address, phone, email, matter,
+           attachments, before_write, written: list[str]) -> str:
+    storage, now = hub.storage, hub.now()
     with storage.transaction():
+        if before_write is not None:
+            before_write()
         prefix = dossier_code_prefix(unit_code, now)
         top = (Dossier.select(Dossier.code).where(Dossier.code.startswith(prefix))
                .order_by(Dossier.code.desc()).limit(1).scalar())
@@ -82,7 +107,7 @@ def submit_dossier(hub, *, unit_code: str, procedure_code: str, applicant_name: 
         fields = {
             "code": code, "unit_code": unit_code, "procedure_code": proc["code"],
             "procedure_version": proc["version"], "channel": ONLINE, "status": NEW, "step": "reception",
-            "applicant_name": name, "applicant_folded": fold(name), "applicant_id_number": check.number,
+            "applicant_name": name, "applicant_folded": fold(name), "applicant_id_number": id_number,
             "applicant_birth_date": birth.isoformat() if birth else "",
             "applicant_address": _text(address, "the address", 300), "applicant_phone": _text(phone, "the phone", 20),
             "applicant_email": _text(email, "the email", 120), "matter": _text(matter, "the matter", 500)
@@ -99,7 +124,15 @@ def submit_dossier(hub, *, unit_code: str, procedure_code: str, applicant_name: 
                  "Nộp trực tuyến qua hệ thống của huyện", "step_deadline": ""}
         storage.write_change("dossier", dossier_id, "action", {"action": "register", "set": {}, "event": event},
                              author="hub")
-    return {"id": dossier_id, "code": code, "warnings": [ID_MESSAGES["en"][k] for k in check.warnings]}
+        for filename, data, mime in attachments:
+            sha, fresh = store_blob(hub.files, data)
+            if fresh:
+                written.append(sha)
+            storage.write_change("attachment", new_id(), "create", {"fields": {
+                "dossier_id": dossier_id, "document_id": "", "sha256": sha,
+                "filename": nfc(Path(filename.replace("\\", "/")).name)[:200] or "scan", "mime": mime,
+                "size": len(data), "uploaded_by": "", "uploaded_at": to_text(now)}}, author="hub")
+    return code
 
 
 __all__ = ["submit_dossier", "dossier_code_prefix"]

@@ -12,6 +12,7 @@ from node.timeutil import display
 
 from .auth import signed_duration
 from .errors import HubError, NotFound
+from .hubauth import RoleRefused, is_active, roles_of
 from .i18n import gettext as _
 from .instance import check_password
 from .tokens import KINDS, create_token, parse_scope
@@ -27,10 +28,13 @@ def hub():
 @bp.before_app_request
 def load_user() -> None:
     username = session.get("hub_user")
-    g.hub_user = hub().storage.user(username) if username else None
+    user = hub().storage.user(username) if username else None
+    g.hub_user = user if is_active(user) else None  # a locked user's session ends at once
+    g.hub_roles = roles_of(g.hub_user)
 
 
 def login_required(view):
+    """Any logged-in hub user (admin, specialist or leader)."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if g.hub_user is None:
@@ -40,18 +44,33 @@ def login_required(view):
     return wrapped
 
 
+def roles_required(*roles: str):
+    """A logged-in hub user holding one of `roles`; others get 403 (nothing done)."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if g.hub_user is not None and not g.hub_roles.intersection(roles):
+                raise RoleRefused(_("Vai trò của bạn không được dùng trang này."))
+            return view(*args, **kwargs)
+        return login_required(wrapped)
+    return decorate
+
+
+admin_required = roles_required("admin")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     error = None
     if request.method == "POST":
         username = request.form.get("username", "").strip().lower()
         user = hub().storage.user(username) if username else None
-        if user and check_password(user["password_hash"], request.form.get("password", "")):
+        if user and is_active(user) and check_password(user["password_hash"], request.form.get("password", "")):
             session.clear()
             session["hub_user"] = username
             target = request.args.get("next", "")
             return redirect(target if target.startswith("/") and not target.startswith("//") else
-                            url_for("views.nodes"))
+                            url_for("views.home"))
         error = _("Sai tên đăng nhập hoặc mật khẩu.")
     return render_template("login.html", error=error), (401 if error else 200)
 
@@ -66,8 +85,11 @@ def logout():
 
 
 @bp.get("/")
+@login_required
 def home():
-    return redirect(url_for("views.nodes"))
+    if "admin" in g.hub_roles or "transfers.worklist" not in current_app.view_functions:
+        return redirect(url_for("views.nodes"))
+    return redirect(url_for("transfers.worklist"))
 
 
 def _row(n: dict) -> dict:
@@ -81,14 +103,14 @@ def _row(n: dict) -> dict:
 
 
 @bp.get("/nodes")
-@login_required
+@admin_required
 def nodes():
     rows = [_row(n) for n in hub().storage.nodes() if n["kind"] != "hub"]
     return render_template("nodes.html", rows=rows, forks=hub().storage.forks())
 
 
 @bp.post("/nodes/<node_id>/revoke")
-@login_required
+@admin_required
 def revoke(node_id: str):
     h = hub()
     if h.storage.node_record(node_id) is None or node_id == h.node_id:
@@ -99,7 +121,7 @@ def revoke(node_id: str):
 
 
 @bp.get("/forks/<int:fork_id>")
-@login_required
+@admin_required
 def fork(fork_id: int):
     record = hub().storage.fork(fork_id)
     if record is None:
@@ -109,7 +131,7 @@ def fork(fork_id: int):
 
 
 @bp.route("/tokens", methods=["GET", "POST"])
-@login_required
+@admin_required
 def tokens():
     h = hub()
     token, errors, form = None, {}, {"scope": "", "kind": "commune", "hours": "24"}

@@ -51,11 +51,19 @@ def _m4_convergence(db: APSWDatabase) -> None:
     upgrade_schema(db, SYNCED_MODELS)
 
 
+def _m5_calendar_units(db: APSWDatabase) -> None:
+    # Calendar overrides keyed per unit ("*:<day>" the hub's, "<unit>:<day>" a commune's own).
+    from .sync.state import convert_calendar_days
+
+    convert_calendar_days(db)
+
+
 MIGRATIONS = [
     (1, "initial tables", _m1_initial),
     (2, "name search index", _m2_name_search),
     (3, "key registry, usernames per unit", _m3_sync_registry),
     (4, "versions, conflicts, duplicates, tombstones", _m4_convergence),
+    (5, "calendar overrides keyed per unit", _m5_calendar_units),
 ]
 
 

@@ -1,8 +1,9 @@
 """`motcua demo` (what `make run` starts): a hub and two commune nodes on 127.0.0.1, enrolled and syncing.
 
 First run: the hub and both communes are created (sample officers and dossiers through the signed log),
-each node is enrolled with a one-time token, and one online submission is made at the hub for the first
-commune so that it arrives there on the next pull. Later runs just start the three servers again.
+each node is enrolled with a one-time token, one online submission is made at the hub for the first
+commune so that it arrives there on the next pull, and one of that commune's dossiers goes to the police
+at the hub and comes back with its result (node/demo_story.py). Later runs just start the servers again.
 Every server is a separate process (`motcua hub serve`, `motcua node serve`); Ctrl+C stops them all.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 import requests
 
-from . import sample
+from . import demo_story, sample
 
 PASSWORD = sample.PASSWORD
 COMMUNES = [
@@ -78,6 +79,15 @@ def run(base: Path, port: int, hub_port: int) -> None:
             _cli("hub", "submit", "--data", str(hub_dir), "--unit", COMMUNES[0][1], "--procedure", "1.001193",
                  "--applicant-name", "Trịnh Thị Lụa", "--id-number", "019305004321", "--birth-date", "2005-06-01",
                  "--address", "Xóm Chợ, xã Tân Cương", "--phone", "0987654321")
+        story = base / "interconnected.txt"
+        if first:
+            # An interconnected dossier: sent by the first commune to the police, answered at the hub.
+            _cli("hub", "add-user", "--data", str(hub_dir), demo_story.AGENCY_USER, "--full-name",
+                 "Trần Quốc Bảo (Công an huyện)", "--role", "specialist", "--password", PASSWORD)
+            code = demo_story.send_to_police(base / COMMUNES[0][0])
+            _cli("node", "sync", "--data", str(base / COMMUNES[0][0]))
+            demo_story.police_answers(hub_url, code, PASSWORD)
+            story.write_text(code, encoding="utf-8")
         for i, (folder, _code, _name) in enumerate(COMMUNES):
             procs.append(_serve(["node", "serve", "--data", str(base / folder), "--host", "127.0.0.1", "--port",
                                  str(port + i)], env))
@@ -85,10 +95,16 @@ def run(base: Path, port: int, hub_port: int) -> None:
             _wait_for(f"http://127.0.0.1:{port + i}/login")
         click.echo("")
         click.echo(f"  Hub:      {hub_url}/nodes      login hubadmin / {PASSWORD}")
+        click.echo(f"  Online submission (public): {hub_url}/nop-ho-so   status by code: {hub_url}/tra-cuu-ho-so")
         for i, (_folder, code, name) in enumerate(COMMUNES):
             click.echo(f"  Commune:  http://127.0.0.1:{port + i}/   {name} ({code})")
         click.echo(f"  Commune logins (password {PASSWORD}): " +
                    ", ".join(f"{u} ({role})" for u, _p, role in sample.CREDENTIALS))
+        if story.exists():
+            click.echo(f"  Interconnected: dossier {story.read_text(encoding='utf-8').strip()} went from "
+                       f"{COMMUNES[0][2]} to the police at the hub and came back with its result; hub login "
+                       f"{demo_story.AGENCY_USER} / {PASSWORD} at {hub_url}/transfers")
+        click.echo(f"  Indicators: {hub_url}/indicators/ (hub) and /indicators/ on each commune.")
         click.echo("  Public lookup: /tra-cuu on each commune. Nodes sync every 30 s and soon after each write.")
         click.echo("  Ctrl+C stops everything.")
         while all(p.poll() is None for p in procs):

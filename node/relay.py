@@ -37,12 +37,12 @@ from typing import Any
 from . import store
 from .instance import Node
 from .models import NodeSetting
-from .sync import hlc, ingest, keys, log, protocol
+from .sync import hlc, ingest, keys, log, protocol, scope
 from .sync.client import HubClient, HubRefused
 from .sync.errors import ChainBroken, SequenceGap, SignatureInvalid, SyncError
 from .sync.log import Change
 from .sync.session import LAN_ORIGINS, Replica, SyncReport, SyncSession
-from .sync.state import Dossier, DossierDocument, NodeRecord, User
+from .sync.state import NodeRecord
 
 LAN_URL_ENV = "MOTCUA_LAN_URL"
 RELAY_ENV = "MOTCUA_LAN_RELAY"
@@ -65,72 +65,13 @@ class RelayRefused(SyncError):
 
 # ---------------------------------------------------------------- which unit a change concerns
 
-def _fields(change: Mapping[str, Any]) -> dict[str, Any]:
-    payload = change.get("payload")
-    if not isinstance(payload, dict):
-        return {}
-    fields = payload.get("fields") or payload.get("set") or {}
-    return fields if isinstance(fields, dict) else {}
-
-
-def _lookup(model, key_field, value_field, wanted: set[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    ids = sorted(k for k in wanted if isinstance(k, str) and k)
-    for i in range(0, len(ids), 500):
-        found.update(model.select(key_field, value_field).where(key_field.in_(ids[i:i + 500])).tuples())
-    return found
-
-
 def concerns(changes: Iterable[Mapping[str, Any]], *, hub_node_id: str,
              origin_units: Mapping[str, str] | None = None) -> list[str]:
-    """The unit each change concerns, by the hub's scope rules (central/scoping.py), from what this replica
-    holds: "*" for the hub's catalogue, calendar and registry; a dossier's (or its document's, attachment's)
-    unit; a user's unit; else the originating node's unit. "" when this replica cannot tell (a dossier,
-    document or user it does not hold): a relay refuses those rather than guess."""
-    changes = list(changes)
-    creates = {(c["entity"], c["entity_id"]): _fields(c) for c in changes if c.get("op") == "create"}
-    dossier_ids, document_ids, user_ids = set(), set(), set()
-    for c in changes:
-        fields = _fields(c)
-        if c["entity"] == "dossier" and c["op"] != "create":
-            dossier_ids.add(c["entity_id"])
-        elif c["entity"] in ("document", "attachment"):
-            if isinstance(fields.get("dossier_id"), str):
-                dossier_ids.add(fields["dossier_id"])
-            elif c["entity"] == "document":
-                document_ids.add(c["entity_id"])
-        elif c["entity"] == "user" and not isinstance(fields.get("unit_code"), str):
-            user_ids.add(c["entity_id"])
-    doc_dossier = _lookup(DossierDocument, DossierDocument.id, DossierDocument.dossier_id, document_ids)
-    doc_dossier.update({i: f.get("dossier_id") for (e, i), f in creates.items()
-                        if e == "document" and isinstance(f.get("dossier_id"), str)})
-    dossier_ids.update(doc_dossier.values())
-    dossier_unit = _lookup(Dossier, Dossier.id, Dossier.unit_code, dossier_ids)
-    dossier_unit.update({i: f.get("unit_code") for (e, i), f in creates.items()
-                         if e == "dossier" and isinstance(f.get("unit_code"), str)})
-    user_unit = _lookup(User, User.id, User.unit_code, user_ids)
-    user_unit.update({i: f.get("unit_code") for (e, i), f in creates.items()
-                      if e == "user" and isinstance(f.get("unit_code"), str)})
-    origins = dict(origin_units or {})
-    origins.update(_lookup(NodeRecord, NodeRecord.node_id, NodeRecord.unit_code,
-                           {c["node_id"] for c in changes} - set(origins)))
-    out = []
-    for c in changes:
-        entity, fields = c["entity"], _fields(c)
-        if c["node_id"] == hub_node_id and entity in ("procedure", "calendar_day", "node"):
-            unit = protocol.GLOBAL_SCOPE
-        elif entity == "user":
-            unit = fields["unit_code"] if isinstance(fields.get("unit_code"), str) else user_unit.get(c["entity_id"])
-        elif entity == "dossier":
-            unit = fields.get("unit_code") if c["op"] == "create" else dossier_unit.get(c["entity_id"])
-        elif entity in ("document", "attachment"):
-            dossier_id = fields["dossier_id"] if isinstance(fields.get("dossier_id"), str) else \
-                doc_dossier.get(c["entity_id"])
-            unit = dossier_unit.get(dossier_id or "")
-        else:
-            unit = origins.get(c["node_id"])
-        out.append(unit if isinstance(unit, str) else "")
-    return out
+    """The unit each change concerns, by the hub's own scope rules (node/sync/scope.py), from what this
+    replica holds. "" when it cannot tell (a dossier, document or user it does not hold): a relay refuses
+    those rather than guess."""
+    return scope.scopes_for([dict(c) for c in changes], hub_node_id, strict=True,
+                            origin_units=dict(origin_units or {}))
 
 
 # ---------------------------------------------------------------- small local state

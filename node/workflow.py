@@ -19,7 +19,7 @@ from .errors import NotFound, PermissionDenied, TransitionNotAllowed, Validation
 from .instance import Node
 from .sync.dossiers import EDITABLE
 from .sync.ids import new_id
-from .sync.state import Dossier, DossierDocument, User
+from .sync.state import Dossier, DossierDocument, Procedure, User
 from .text import check_id_number, fold, nfc, ID_MESSAGES
 from .timeutil import from_text, parse_user_datetime, to_text
 from .users import Officer
@@ -83,7 +83,26 @@ ACTIONS: dict[str, Action] = {a.name: a for a in [
     Action("withdraw", (NEW, ACCEPTED, PROCESSING, SUPPLEMENT, PAYMENT), WITHDRAWN, ("reception",),
            "Rút hồ sơ theo đề nghị", "Withdraw at the applicant's request"),
     Action("return_result", (READY,), RETURNED, ("reception",), "Trả kết quả", "Return the result"),
+    # Interconnected ("liên thông") dossiers: the commune hands the dossier to an agency served by the hub;
+    # the agency's officers (role AGENCY, only ever held on the hub) receive it and return the result, or
+    # send it back. While at an agency the dossier stays PROCESSING with step "agency:<code>[:received]".
+    Action("send_to_agency", (PROCESSING,), None, ("specialist", "leader"), "Chuyển cơ quan liên thông",
+           "Send to an interconnected agency"),
+    Action("agency_accept", (PROCESSING,), None, ("agency",), "Cơ quan liên thông tiếp nhận",
+           "Agency receives the dossier"),
+    Action("agency_result", (PROCESSING,), READY, ("agency",), "Cơ quan liên thông trả kết quả",
+           "Agency returns the result"),
+    Action("agency_return", (PROCESSING,), None, ("agency",), "Cơ quan liên thông trả lại xã (nêu lý do)",
+           "Agency sends it back (with reasons)"),
 ]}
+AGENCY = "agency"  # the role of an interconnected agency's officer: given by the hub, never a commune role
+AGENCIES: dict[str, tuple[str, str]] = {
+    "district": ("Cơ quan chuyên môn cấp huyện", "District-level agency"),
+    "province": ("Cơ quan chuyên môn cấp tỉnh", "Province-level agency"),
+    "police": ("Công an (đăng ký cư trú)", "Police (residence registration)"),
+    "social_insurance": ("Bảo hiểm xã hội", "Social insurance"),
+}
+AGENCY_ACTIONS = ("agency_accept", "agency_result", "agency_return")
 
 PHONE = re.compile(r"^\+?[0-9 .]{9,15}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -133,6 +152,10 @@ def allowed_actions(officer: Officer, d: Dossier) -> list[Action]:
         if action.name == "sign" and d.step != "signing":
             continue
         if action.name == "apologise" and d.original_appointment_at:
+            continue
+        if action.name == "send_to_agency" and (d.step != "processing" or not interconnected(d)):
+            continue
+        if action.name in AGENCY_ACTIONS and not agency_step_allows(action.name, d.step):
             continue
         out.append(action)
     return out
@@ -523,6 +546,104 @@ _HANDLERS = {
     "request_payment": _request_payment, "record_payment": _record_payment, "sign": _sign, "stop": _stop,
     "apologise": _apologise, "withdraw": _withdraw, "return_result": _return_result,
 }
+
+
+# ---------------------------------------------------------------- interconnected dossiers
+
+def agency_of(step: str) -> tuple[str, bool] | None:
+    """(agency code, received?) of a dossier at an agency ("agency:<code>" or "agency:<code>:received")."""
+    parts = (step or "").split(":")
+    if len(parts) < 2 or parts[0] != "agency" or parts[1] not in AGENCIES:
+        return None
+    return parts[1], parts[2:] == ["received"]
+
+
+def agency_label(step: str, lang: str = "vi") -> str:
+    found = agency_of(step)
+    if found is None:
+        return ""
+    vi, en = AGENCIES[found[0]]
+    return en if lang == "en" else vi
+
+
+def interconnected(d: Dossier) -> bool:
+    """Whether the dossier's procedure (the version it was received under) is an interconnected one."""
+    flag = (Procedure.select(Procedure.interconnected)
+            .where((Procedure.code == d.procedure_code) & (Procedure.version == d.procedure_version)).scalar())
+    return bool(flag)
+
+
+def agency_step_allows(name: str, step: str) -> bool:
+    """The agency's own actions: receive a dossier sent to it, then return the result or send it back."""
+    found = agency_of(step)
+    if found is None:
+        return False
+    return (not found[1]) if name == "agency_accept" else found[1]
+
+
+def _note(p: dict[str, Any]) -> str:
+    note = p.get("note") or ""
+    if not isinstance(note, str) or len(note) > 1000:
+        raise ValidationFailed("Ghi chú tối đa 1000 ký tự.", "Notes have at most 1000 characters.",
+                               fields={"note": "Ghi chú tối đa 1000 ký tự."})
+    return nfc(note)
+
+
+def _send_to_agency(d, p, now, cal, officer):
+    code = p.get("agency")
+    if code not in AGENCIES:
+        raise ValidationFailed("Chọn cơ quan liên thông.", "Choose the agency.",
+                               fields={"agency": "Chọn cơ quan liên thông."})
+    deadline = _handler_deadline(d, now, cal) if d.appointment_at and cal is not None else d.step_deadline
+    return ({"step": f"agency:{code}", "step_deadline": deadline},
+            {"note": _note(p), "step_deadline": d.step_deadline, "to_name": AGENCIES[code][0]})
+
+
+def _agency_accept(d, p, now, cal, officer):
+    return ({"step": d.step + ":received"}, {"note": _note(p), "step_deadline": d.step_deadline})
+
+
+def _agency_result(d, p, now, cal, officer):
+    digitised = p.get("result_digitised") in (True, "1", "on", "true")
+    return ({"step": "result", "result_at": to_text(now), "finished_at": to_text(now),
+             "result_digitised": 1 if digitised else 0},
+            {"note": _note(p), "step_deadline": d.step_deadline, "to_name": "Bộ phận một cửa"})
+
+
+def _agency_return(d, p, now, cal, officer):
+    reason = _need(p, "reason", "Cần nêu lý do trả lại.")
+    return ({"step": "processing", "reason": reason},
+            {"note": reason, "step_deadline": d.step_deadline, "to_name": "Bộ phận chuyên môn"})
+
+
+_HANDLERS.update({"send_to_agency": _send_to_agency, "agency_accept": _agency_accept,
+                  "agency_result": _agency_result, "agency_return": _agency_return})
+
+
+def decide(officer: Officer, d: Dossier, name: str, params: dict[str, Any] | None, now: datetime, cal: Any,
+           unit: str) -> dict[str, Any]:
+    """The `dossier.action` payload of `name` on `d` by `officer`, checked as `perform` checks it (role,
+    status and step, parameters), for a writer that is not a node: the hub's agencies write it with
+    `storage.write_change`. `unit` names who acted in the history (form 05). Raises like `perform`."""
+    params = params or {}
+    if not isinstance(params, dict):
+        raise ValidationFailed("Tham số phải là một đối tượng JSON.", "Parameters must be a JSON object.")
+    action = ACTIONS.get(name)
+    if action is None:
+        raise NotFound(f"Không có thao tác {name}.", f"No action {name}.")
+    if not officer.has(*action.roles):
+        raise PermissionDenied(f"Vai trò của bạn không được phép: {action.vi}.", f"Your role may not: {action.en}.")
+    if action not in allowed_actions(officer, d):
+        raise TransitionNotAllowed(
+            f"Không thể {action.vi.lower()} khi hồ sơ đang ở trạng thái “{status_label(d.status)}”.",
+            f"Cannot {action.en.lower()} while the dossier is “{status_label(d.status, 'en')}”.")
+    values, event = _HANDLERS[name](d, params, now, cal, officer)
+    event = dict({"at": to_text(now), "by_user": officer.id, "by_name": officer.full_name, "unit": unit}, **event)
+    payload: dict[str, Any] = {"action": name, "set": values, "event": event, "base": d.status_version,
+                               "from": d.status, "unit": d.unit_code}
+    if action.to is not None:
+        payload["to"] = action.to
+    return payload
 
 
 # ---------------------------------------------------------------- editing the applicant's details

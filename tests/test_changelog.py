@@ -101,13 +101,14 @@ def test_every_synced_row_has_its_change(hist):
     assert ids("user", "create") == {u.id for u in User.select()}
     assert [c.entity_id for c in changes_of("user", "update")] == [hist.ids["user"]]
     assert ids("procedure", "put") == {f"{p.code}@{p.version}" for p in Procedure.select()}
-    assert {c.entity_id for c in changes_of("calendar_day", "put")} == {c.day for c in CalendarDay.select()}
-    for day in CalendarDay.select():  # the row is the last change written for its day
-        last = (Change.select().where((Change.entity == "calendar_day") & (Change.entity_id == day.day))
+    assert {c.entity_id for c in changes_of("calendar_day", "put")} == {c.id for c in CalendarDay.select()}
+    for day in CalendarDay.select():  # the row is the last change written for its key ("<unit>:<day>" or day)
+        last = (Change.select().where((Change.entity == "calendar_day") & (Change.entity_id == day.id))
                 .order_by(Change.seq.desc()).first())
         assert encoding.decode(last.payload)["fields"]["kind"] == day.kind
-    assert CalendarDay.get_by_id("2026-03-06").kind == "normal"
-    assert CalendarDay.get_by_id("2026-03-07").kind == "working_day"
+    own = catalogue.calendar_id(hist.node.identity.unit_code, date(2026, 3, 6))[:-len("2026-03-06")]
+    assert CalendarDay.get_by_id(own + "2026-03-06").kind == "normal"
+    assert CalendarDay.get_by_id(own + "2026-03-07").kind == "working_day"
 
     actions = changes_of("dossier", "action")
     assert {f"{c.node_id}:{c.seq}" for c in actions} == {e.id for e in DossierEvent.select()}

@@ -477,6 +477,15 @@ def test_every_replica_converges(_template_node, scenario):
     converges(_template_node, scenario)
 
 
+@pytest.mark.soak
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(scenario=SCENARIO)
+def test_every_replica_converges_soak(_template_node, scenario):
+    """The property again, 400 runs (`make soak`); about 10 minutes here."""
+    converges(_template_node, scenario)
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="MOTCUA_TEST_POSTGRES_URL not set")
 @settings(max_examples=max(3, EXAMPLES // 3), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -17,11 +17,13 @@ from node.users import Officer
 
 MARITAL = "1.004873"  # marital status certificate: 3 working days, restart rule, fee 15,000 đ
 FUNERAL = "1.001731"  # funeral support: 3 working days, pause rule
+LINKED = "2.000986"  # interconnected: birth, residence and health card for a child, 5 working days
 LATER = "2026-03-20 10:00"  # a Friday, after every appointment the table builds
 ASK = {"reason": "Thiếu giấy tờ", "items": ["Bản sao giấy khai sinh"]}
 
 # How to reach each status: (registered online?, [(action, role), ...]). "4s" is processing at the signing
-# step, "4a" processing after an apology (a second one is refused).
+# step, "4a" processing after an apology (a second one is refused). "4i" is an interconnected procedure in
+# processing, "4g" that dossier sent to an agency, "4r" received there (states with i/g/r use LINKED).
 PATHS: dict[str, tuple[bool, list[tuple[str, str]]]] = {
     "1": (True, []),
     "2": (False, []),
@@ -29,6 +31,9 @@ PATHS: dict[str, tuple[bool, list[tuple[str, str]]]] = {
     "4": (False, [("transfer", "reception")]),
     "4s": (False, [("transfer", "reception"), ("propose", "specialist")]),
     "4a": (False, [("transfer", "reception"), ("apologise", "leader")]),
+    "4i": (False, [("transfer", "reception")]),
+    "4g": (False, [("transfer", "reception"), ("send_to_agency", "specialist")]),
+    "4r": (False, [("transfer", "reception"), ("send_to_agency", "leader"), ("agency_accept", "agency")]),
     "5": (False, [("transfer", "reception"), ("request_supplement", "specialist")]),
     "6": (False, [("transfer", "reception"), ("request_payment", "specialist")]),
     "7": (False, [("withdraw", "reception")]),
@@ -40,7 +45,7 @@ PATHS: dict[str, tuple[bool, list[tuple[str, str]]]] = {
 
 
 def status_of(state: str) -> int:
-    return int(state.rstrip("as"))
+    return int(state.rstrip("asigr"))
 
 
 def valid_params(action: str, officers: dict[str, Officer]) -> dict:
@@ -55,13 +60,15 @@ def valid_params(action: str, officers: dict[str, Officer]) -> dict:
         "apologise": {"reason": "Chờ xác minh", "new_appointment": LATER},
         "withdraw": {"reason": "Người dân xin rút"},
         "return_result": {"rating": "satisfied"},
+        "send_to_agency": {"agency": "police"},
+        "agency_return": {"reason": "Thiếu xác nhận nơi cư trú"},
     }.get(action, {})
 
 
 def build(node: Node, officers: dict[str, Officer], state: str, procedure: str = MARITAL) -> str:
     """A new dossier driven to `state` through the workflow itself; returns its code."""
     online, steps = PATHS[state]
-    body = reception_body(procedure_code=procedure)
+    body = reception_body(procedure_code=LINKED if state[-1] in "igr" else procedure)
     d, _warnings = wf.receive_dossier(node, None if online else officers["reception"], body, online=online)
     for action, role in steps:
         d = wf.perform(node, officers[role], d.code, action, valid_params(action, officers))
@@ -84,6 +91,13 @@ def expected_refusal(action: wf.Action, role: str, d: Dossier):
         return TransitionNotAllowed
     if action.name == "apologise" and d.original_appointment_at:
         return TransitionNotAllowed
+    if action.name == "send_to_agency" and (d.step != "processing" or d.procedure_code != LINKED):
+        return TransitionNotAllowed
+    at = d.step.split(":") if d.step.startswith("agency:") else None
+    if action.name in ("agency_result", "agency_return") and (at is None or at[-1] != "received"):
+        return TransitionNotAllowed
+    if action.name == "agency_accept" and (at is None or at[-1] == "received"):
+        return TransitionNotAllowed
     return None
 
 
@@ -93,8 +107,13 @@ def snapshot(code: str) -> tuple[dict, int, int]:
     return row, Change.select().count(), events
 
 
+# A hub officer of an interconnected agency: the role only the hub gives (never a commune user's).
+AGENCY_OFFICER = Officer("hub:chuyenvien", "chuyenvien", "Chuyên viên Công an huyện", frozenset({wf.AGENCY}))
+TABLE_ROLES = ROLES + ("agency",)
+
+
 def officers_of() -> dict[str, Officer]:
-    return {role: Officer.of(User.get(User.username == f"{role}1")) for role in ROLES}
+    return dict({role: Officer.of(User.get(User.username == f"{role}1")) for role in ROLES}, agency=AGENCY_OFFICER)
 
 
 # ---------------------------------------------------------------- the table
@@ -115,7 +134,7 @@ def table(_table_node):
     return _table_node
 
 
-CASES = [(a, r, s) for a in wf.ACTIONS for r in ROLES for s in PATHS]
+CASES = [(a, r, s) for a in wf.ACTIONS for r in TABLE_ROLES for s in PATHS]
 
 
 @pytest.mark.parametrize("action_name,role,state", CASES, ids=[f"{a}-{r}-{s}" for a, r, s in CASES])

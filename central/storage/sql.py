@@ -180,7 +180,7 @@ class SQLStorage(HubStorage):
             rows += [{"change_id": cid, "scope": by_key[(node_id, seq)]} for cid, seq in query
                      if (node_id, seq) in by_key]
         # One executemany of a statement built once (building 500-row inserts with peewee cost ~20% of ingest).
-        merge.insert_rows(ChangeScope, ("change_id", "scope"), [(r["change_id"], r["scope"]) for r in rows])
+        merge.insert_rows(ChangeScope, ("change_id", "scope"), [(r["change_id"], r["scope"]) for r in rows], copy=True)
 
     def write_change(self, entity: str, entity_id: str, op: str, payload: dict[str, Any],
                      author: str = "") -> dict[str, Any]:

@@ -137,9 +137,10 @@ def update(change: dict[str, Any], dossier_id: str | None = None) -> bool:
             "field": name, "version": version, "base": str(bases.get(name) or ""), "value": rules.value_text(value),
             "node_id": change["node_id"], "by_user": change.get("author", ""), "by_name": payload.get("by_name", ""),
             "at": at})
+    state = merge.current_batch()
+    flush_advances(state, dossier_id)
     found = Dossier.select(Dossier.field_versions, Dossier.version, Dossier.updated_hlc).where(
         Dossier.id == dossier_id).tuples().first()
-    state = merge.current_batch()
     if found is None and state is not None:
         state.facts.add(dossier_id)  # its create may still come in this batch: it will walk these edits
     if found is not None:
@@ -242,13 +243,37 @@ def _head(state: Any, dossier_id: str) -> tuple[int, str] | None:
 
 def _touch(dossier_id: str, hlc: str) -> None:
     """updated_hlc = the latest change merged into the dossier (a maximum: order does not matter)."""
-    merge.run(Dossier, ("touch",), lambda mark: Dossier.update(
-        updated_hlc=pw.Case(None, [(Dossier.updated_hlc < mark(0), mark(1))], Dossier.updated_hlc)).where(
-        Dossier.id == mark(2)), [hlc, hlc, dossier_id])
+    _advance(dossier_id, {}, hlc)
 
 
 def _advance(dossier_id: str, values: dict[str, Any], hlc: str) -> None:
-    """One UPDATE: the action's fields, the new head, and updated_hlc raised to `hlc` if it is later."""
+    """The action's fields, the new head, and updated_hlc raised to `hlc` if it is later: one UPDATE. Inside
+    a batch, a dossier's successive advances are folded into one UPDATE sent before anything reads the row
+    (`flush_advances`), as a dossier's whole day of actions often arrives in one batch."""
+    state = merge.current_batch()
+    if state is None:
+        _update_now(dossier_id, values, hlc)
+        return
+    pending = state.advances.get(dossier_id)
+    if pending is None:
+        state.advances[dossier_id] = [dict(values), hlc]
+    else:
+        pending[0].update(values)
+        pending[1] = max(pending[1], hlc)
+
+
+def flush_advances(state: Any, dossier_id: str | None = None) -> None:
+    """Send the folded advances (of one dossier, or all)."""
+    if state is None or not state.advances:
+        return
+    ids = [dossier_id] if dossier_id is not None else list(state.advances)
+    for i in ids:
+        pending = state.advances.pop(i, None)
+        if pending is not None:
+            _update_now(i, pending[0], pending[1])
+
+
+def _update_now(dossier_id: str, values: dict[str, Any], hlc: str) -> None:
     meta = Dossier._meta.fields
     columns = tuple(sorted(values))
     args = [meta[c].db_value(values[c]) for c in columns] + [hlc, hlc, dossier_id]
@@ -256,7 +281,8 @@ def _advance(dossier_id: str, values: dict[str, Any], hlc: str) -> None:
 
     def build(mark):
         update = {meta[c]: mark(i) for i, c in enumerate(columns)}
-        update[Dossier.updated_hlc] = pw.Case(None, [(Dossier.updated_hlc < mark(n), mark(n + 1))], Dossier.updated_hlc)
+        update[Dossier.updated_hlc] = pw.Case(None, [(Dossier.updated_hlc < mark(n), mark(n + 1))],
+                                              Dossier.updated_hlc)
         return Dossier.update(update).where(Dossier.id == mark(n + 2))
 
     merge.run(Dossier, ("advance", columns), build, args)

@@ -49,6 +49,9 @@ PRECEDENCE = {
     "return_result": 100, "record_payment": 95, "withdraw": 90, "supplement_received": 85, "refuse": 80,
     "stop": 70, "sign": 60, "apologise": 50, "request_supplement": 40, "request_payment": 35, "accept": 30,
     "transfer": 25, "assign": 20, "propose": 15,
+    # Interconnected dossiers: the agency's result is a decision like signing; sending back and handing over
+    # are routine steps.
+    "agency_result": 60, "agency_return": 45, "send_to_agency": 22, "agency_accept": 18,
 }
 DUPLICATE_WINDOW_DAYS = int(os.environ.get("MOTCUA_DUPLICATE_WINDOW_DAYS", "30") or 30)
 

@@ -116,7 +116,8 @@ def store_many(changes: Iterable[tuple[dict[str, Any], bool]], *, checked: bool 
     `checked=True` when every change's hash was just recomputed from its content (ingest does), which ran
     the canonical encoding's checks over its payload already.
     """
-    merge.insert_rows(Change, STORED_FIELDS, [_stored_row(change, applied, checked) for change, applied in changes])
+    merge.insert_rows(Change, STORED_FIELDS, [_stored_row(change, applied, checked) for change, applied in changes],
+                      copy=checked)
 
 
 def row_to_change(row: Change) -> dict[str, Any]:

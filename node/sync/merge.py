@@ -61,7 +61,7 @@ OPS = {
     "conflict": {"resolve"},
     "duplicate": {"review"},
 }
-KEYED_PUTS = {"calendar_day": "day", "node": "node_id"}  # put = upsert on this key (else insert once)
+KEYED_PUTS = {"calendar_day": "id", "node": "node_id"}  # put = upsert on this key (else insert once)
 
 # ---------------------------------------------------------------- compiled statements
 
@@ -229,16 +229,28 @@ def update(model: type[pw.Model], values: dict[str, Any], row_id: Any) -> None:
     run(model, ("update", columns), build, args)
 
 
-def insert_rows(model: type[pw.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def insert_rows(model: type[pw.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                copy: bool = False) -> None:
     """`model.insert_many(rows, fields=columns).execute()` as one executemany of a cached statement.
 
     Every column must be given (no defaults are filled in); values are converted as peewee converts them.
+    `copy=True` (rows known to be new, outside a pipelined batch): on PostgreSQL they are sent with COPY,
+    several times faster than an executemany of INSERTs.
     """
     if not rows:
         return
     meta = _meta(model)
     columns = tuple(columns)
     specs = [meta.spec[c] for c in columns]
+    db = database_of(model)
+    if copy and _BATCH.get() is None and _pipelines(db):
+        names = ", ".join(f'"{meta.fields[c].column_name}"' for c in columns)
+        with pw.__exception_wrapper__, db.cursor().copy(
+                f'COPY "{model._meta.table_name}" ({names}) FROM STDIN') as out:
+            for row in rows:
+                out.write_row([v if type(v) is native else convert(v)
+                               for v, (native, convert) in zip(row, specs, strict=True)])
+        return
     sql, order = compiled(model, ("rows", columns), lambda mark: model.insert_many(
         [tuple(mark(i) for i in range(len(columns)))], fields=[meta.fields[c] for c in columns]))
     args = [[v if type(v) is native else convert(v) for v, (native, convert) in zip(row, specs, strict=True)]
@@ -267,6 +279,7 @@ class _Batch:
     people: dict[str, list[tuple]] = field(default_factory=dict)  # ID number -> dossiers (duplicate check)
     people_known: set[str] = field(default_factory=set)
     buried: set[tuple[str, str]] = field(default_factory=set)  # tombstones written in this batch
+    advances: dict[str, list] = field(default_factory=dict)  # dossier id -> [values, hlc] not yet sent
     # Pipelined batches only: inserts held back per table as (SQL, arguments, row id), in order.
     deferred: dict[type[pw.Model], list[tuple[str, list[Any], Any]]] | None = None
 
@@ -325,6 +338,7 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
     try:
         if not _pipelines(db):
             yield
+            dossier_merge.flush_advances(state)
             return
         state.deferred = {}
         with db.savepoint():  # rolled back when BatchRetry leaves it
@@ -333,6 +347,7 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
             failure: Exception | None = None
             try:
                 yield
+                dossier_merge.flush_advances(state)
                 _flush(state)
             except Exception as exc:
                 failure = exc
@@ -360,8 +375,11 @@ def clean(model, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def flush_pending(model: type[pw.Model] | None = None) -> None:
-    """Send inserts held back by a pipelined batch (of one table, or all) before reading them back."""
+    """Send what a batch holds back (inserts of one table or all; all folded dossier updates) before
+    reading it back."""
     state = _BATCH.get()
+    if state is not None and model is None:
+        dossier_merge.flush_advances(state)
     if state is not None and state.deferred:
         _flush(state, model)
 

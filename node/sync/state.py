@@ -43,12 +43,35 @@ class Procedure(Base):
 
 
 class CalendarDay(Base):
-    """A day that differs from the default week: a day off on a weekday, or a working Saturday/Sunday."""
+    """A day that differs from the default week: a day off on a weekday, or a working Saturday/Sunday.
 
-    day = pw.CharField(primary_key=True)  # YYYY-MM-DD
+    Keyed per layer (node/catalogue.py reads the id, not the columns): "*:<day>" the hub's calendar (every
+    unit), "<unit code>:<day>" a commune's own override (that unit only, wins over the hub's), "<day>" the
+    base layer (the seed, and rows written before per-unit keys).
+    """
+
+    id = pw.CharField(primary_key=True)
+    unit = pw.CharField(default="")  # "*" the hub's, a unit code, "" the base layer
+    day = pw.CharField(default="", index=True)  # YYYY-MM-DD
     kind = pw.CharField()  # day_off | working_day | normal (a withdrawn override)
     name = pw.TextField(default="")
     version = pw.CharField(default="")  # of the put that set it: the latest put wins
+
+
+def convert_calendar_days(db: pw.Database) -> int:
+    """Bring a calendar_day table keyed by `day` (before per-unit keys) to the id key; returns rows moved.
+
+    The rows keep their old key as id (the entity id of the changes that wrote them), in the base layer.
+    No-op when the table is missing or already converted; SQLite and PostgreSQL alike.
+    """
+    if not db.table_exists("calendar_day") or "id" in {c.name for c in db.get_columns("calendar_day")}:
+        return 0
+    rows = db.execute_sql("SELECT day, kind, name, version FROM calendar_day").fetchall()
+    db.execute_sql("DROP TABLE calendar_day")
+    db.create_tables([CalendarDay])
+    for day, kind, name, version in rows:
+        CalendarDay.insert(id=day, unit="", day=day, kind=kind, name=name or "", version=version or "").execute()
+    return len(rows)
 
 
 class User(Base):
@@ -298,6 +321,7 @@ def upgrade_schema(db: pw.Database, models: list[type[pw.Model]]) -> list[str]:
     from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
     db.execute_sql("DROP INDEX IF EXISTS dossier_code")  # unique before version 4; recreated below as plain
+    convert_calendar_days(db)  # keyed by day before per-unit calendars (a primary key cannot be added)
     db.create_tables(models, safe=True)
     migrator = PostgresqlMigrator(db) if isinstance(db, pw.PostgresqlDatabase) else SqliteMigrator(db)
     added, operations = [], []

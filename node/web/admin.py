@@ -16,7 +16,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from .. import catalogue, store, timeutil, users
 from ..deadlines import DAY_OFF, NORMAL, WORKING_DAY, WorkCalendar
 from ..errors import NodeError, NotFound, ValidationFailed, field_messages
-from ..sync.state import CalendarDay, User
+from ..sync.state import User
 from ..text import nfc
 from . import current_node
 from .auth import login_required
@@ -169,16 +169,26 @@ def month_grid(year: int, overrides: dict[date, str], names: dict[date, str], to
     return months
 
 
+SOURCES = {catalogue.BASE: ("Lịch gốc", "Seed calendar"), catalogue.HUB: ("Trung tâm", "Hub")}
+
+
+def _source(layer: str) -> str:
+    return pick(SOURCES.get(layer, ("Của xã", "This commune")))
+
+
+def _unit() -> str:
+    return current_node().identity.unit_code
+
+
 def _calendar_page(year: int, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
                    status: int = 200):
-    rows = list(CalendarDay.select()
-                .where(CalendarDay.day.between(f"{year}-01-01", f"{year}-12-31") & (CalendarDay.kind != NORMAL))
-                .order_by(CalendarDay.day))
-    overrides = {date.fromisoformat(r.day): r.kind for r in rows}
-    names = {date.fromisoformat(r.day): r.name for r in rows}
+    found = catalogue.overrides_for(_unit(), date(year, 1, 1), date(year, 12, 31))
+    rows = [o for o in found.values() if o.kind != NORMAL]
+    overrides = {o.day: o.kind for o in rows}
+    names = {o.day: o.name for o in rows}
     months = month_grid(year, overrides, names, current_node().now().date())
-    listed = [{"day": r.day, "shown": timeutil.display_date(r.day), "kind": r.kind, "name": r.name,
-               "weekday": pick(WEEKDAY_NAMES[date.fromisoformat(r.day).weekday()])} for r in rows]
+    listed = [{"day": o.day.isoformat(), "shown": o.day.strftime("%d/%m/%Y"), "kind": o.kind, "name": o.name,
+               "source": _source(o.layer), "weekday": pick(WEEKDAY_NAMES[o.day.weekday()])} for o in rows]
     return render_template("admin/calendar.html", year=year, years=YEARS, rows=listed, months=months,
                            weekdays=[pick(w) for w in WEEKDAYS], errors=errors or {},
                            values=values or {}), status
@@ -196,8 +206,10 @@ def calendar_page():
     return _calendar_page(int(raw))
 
 
-def check_calendar_day(raw_day: str, kind: str, name: str) -> tuple[date | None, dict[str, str]]:
-    """Validate an override from the form: the date, that the kind fits the weekday, the name's length."""
+def check_calendar_day(raw_day: str, kind: str, name: str, today: date | None = None
+                       ) -> tuple[date | None, dict[str, str]]:
+    """Validate an override from the form: the date (not before `today`: deadlines already computed over a
+    past day stay as they are), that the kind fits the weekday, the name's length."""
     errors: dict[str, str] = {}
     day = None
     try:
@@ -206,6 +218,8 @@ def check_calendar_day(raw_day: str, kind: str, name: str) -> tuple[date | None,
         errors["day"] = _("Ngày không hợp lệ (định dạng năm-tháng-ngày).")
     if day is not None and day.year not in YEARS:
         errors["day"] = _("Chỉ nhận ngày trong các năm {first}–{last}.", first=YEARS[0], last=YEARS[-1])
+    elif day is not None and today is not None and day < today:
+        errors["day"] = _("Không thể sửa ngày đã qua: thời hạn của hồ sơ đã tính theo lịch cũ.")
     if kind not in KINDS:
         errors["kind"] = _("Chọn ngày nghỉ hoặc ngày làm bù.")
     elif day is not None and "day" not in errors:
@@ -221,11 +235,12 @@ def check_calendar_day(raw_day: str, kind: str, name: str) -> tuple[date | None,
 @bp.route("/calendar/days", methods=["POST"], endpoint="add_calendar_day")
 @login_required("admin")
 def add_calendar_day():
-    """Add an extra day off (a weekday) or an extra working Saturday/Sunday: one signed change."""
+    """Add an extra day off (a weekday) or an extra working Saturday/Sunday for this commune: one signed
+    change in the commune's own layer (it wins over the hub's calendar here, and only here)."""
     node = current_node()
     raw_day, kind = request.form.get("day", "").strip(), request.form.get("kind", "")
     name = nfc(request.form.get("name", ""))
-    day, errors = check_calendar_day(raw_day, kind, name)
+    day, errors = check_calendar_day(raw_day, kind, name, node.now().date())
     if errors or day is None:
         flash(_("Ngày chưa được lưu, hãy xem lại các ô báo lỗi."), "error")
         year = day.year if day is not None and day.year in YEARS else _default_year()
@@ -239,15 +254,19 @@ def add_calendar_day():
 @bp.route("/calendar/days/<day>/remove", methods=["POST"], endpoint="remove_calendar_day")
 @login_required("admin")
 def remove_calendar_day(day: str):
-    """Withdraw an override: a new change setting the day back to "normal" (the default week applies)."""
+    """Withdraw an override for this commune: a new change setting the day back to "normal" in the
+    commune's layer (the default week applies here, whoever set the override)."""
     try:
         parsed = timeutil.parse_date(day)
     except ValueError:
         raise NodeError("Ngày không hợp lệ.", "Not a valid date.") from None
-    row = CalendarDay.get_or_none((CalendarDay.day == parsed.isoformat()) & (CalendarDay.kind != NORMAL))
-    if row is None:
+    found = catalogue.overrides_for(_unit(), parsed, parsed).get(parsed)
+    if found is None or found.kind == NORMAL:
         raise NotFound("Ngày này không có trong lịch điều chỉnh.", "This day has no override.")
     node = current_node()
+    if parsed < node.now().date():
+        raise ValidationFailed("Không thể sửa ngày đã qua: thời hạn của hồ sơ đã tính theo lịch cũ.",
+                               "A past day cannot be changed: deadlines were computed over it.")
     with store.transaction(node):
         catalogue.set_calendar_day(node, parsed, NORMAL, "", author=g.officer.id)
     flash(_("Đã bỏ ngày {day} khỏi lịch điều chỉnh.", day=parsed.strftime("%d/%m/%Y")), "success")

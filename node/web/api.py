@@ -23,7 +23,7 @@ from .. import attachments, catalogue, queries, store, users, workflow as wf
 from ..deadlines import appointment as compute_appointment
 from ..errors import NodeError, NotFound, PermissionDenied, TransitionNotAllowed, ValidationFailed
 from ..models import LoginFailure
-from ..sync.state import Attachment, CalendarDay, Dossier, DossierDocument, DossierEvent, User
+from ..sync.state import Attachment, Dossier, DossierDocument, DossierEvent, User
 from ..text import nfc
 from ..timeutil import now_vn, parse_date, parse_user_datetime, to_text
 from . import current_node
@@ -315,9 +315,11 @@ def procedure(code: str):
 @bp.get("/calendar")
 def calendar():
     year = _arg_int("year", current_node().now().year, 2000, 2100)
-    rows = CalendarDay.select().where(CalendarDay.day.startswith(f"{year:04d}-")).order_by(CalendarDay.day)
-    return jsonify({"year": year, "items": [{"day": r.day, "kind": r.kind, "name": r.name}
-                                            for r in rows if r.kind != "normal"]})
+    # The day that decides for this commune: its own override over the hub's over the seed.
+    found = catalogue.overrides_for(current_node().identity.unit_code, date(year, 1, 1), date(year, 12, 31))
+    return jsonify({"year": year, "items": [{"day": o.day.isoformat(), "kind": o.kind, "name": o.name,
+                                             "layer": o.layer} for _, o in sorted(found.items())
+                                            if o.kind != "normal"]})
 
 
 @bp.get("/due")

@@ -396,6 +396,13 @@ EN.update({
     "Đã gỡ tệp {name}.": "File {name} removed.",
     "Gỡ tệp này khỏi hồ sơ?": "Remove this file from the dossier?",
     "Gỡ": "Remove",
+    # catalogue and calendar publishing
+    "Không thể sửa ngày đã qua: thời hạn của hồ sơ đã tính theo lịch cũ.":
+        "A past day cannot be changed: deadlines were computed over it.",
+    "Nguồn": "Set by",
+    "Lịch gốc": "Seed calendar",
+    "Trung tâm": "Hub",
+    "Của xã": "This commune",
 })
 
 
@@ -414,3 +421,8 @@ def pick_language() -> None:
     if wanted in LANGS:
         session["lang"] = wanted
     g.lang = session.get("lang", "vi") if session.get("lang") in LANGS else "vi"
+
+# Interconnected dossiers (send_to_agency on the dossier page).
+EN.update({
+    "Cơ quan liên thông": "Interconnected agency",
+})

@@ -57,6 +57,7 @@ ACTION_PARAMS: dict[str, dict[str, Any]] = {
     "amount": _int(1, 1_000_000_000, description="whole đồng"), "online": BOOL, "result_digitised": BOOL,
     "new_appointment": _str(19, description="YYYY-MM-DD HH:MM"), "rating": _enum(wf.RATINGS),
     "rating_reason": _str(500), "method": _enum(wf.RETURN_METHODS),
+    "agency": _enum(wf.AGENCIES),
 }
 # action -> (parameters it reads, parameters it requires)
 ACTION_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -68,6 +69,8 @@ ACTION_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sign": (("result_digitised", "note"), ()), "stop": (("reason",), ("reason",)),
     "apologise": (("reason", "new_appointment"), ("reason", "new_appointment")),
     "withdraw": (("reason",), ("reason",)), "return_result": (("rating", "rating_reason", "method"), ("rating",)),
+    "send_to_agency": (("agency", "note"), ("agency",)), "agency_accept": (("note",), ()),
+    "agency_result": (("result_digitised", "note"), ()), "agency_return": (("reason",), ("reason",)),
 }
 TOKEN_FIELDS = {"username": _str(40), "password": _str(1024)}
 # Editing applicant details (workflow.edit_dossier), resolving a conflict, reviewing a possible duplicate.
@@ -128,7 +131,9 @@ SCHEMAS: dict[str, Any] = {
         "fee_rule": {"type": "object"}, "documents": {"type": "array", "items": {"type": "object"}},
         "online_level": S, "interconnected": B, "supplement_rule": S}),
     "ProcedureList": _obj({"items": {"type": "array", "items": _ref("Procedure")}}, ["items"]),
-    "CalendarDay": _obj({"day": S, "kind": _enum(("day_off", "working_day")), "name": S}),
+    "CalendarDay": _obj({"day": S, "kind": _enum(("day_off", "working_day")), "name": S,
+                         "layer": {"type": "string",
+                                   "description": "\"\" the seed, \"*\" the hub, else this commune"}}),
     "Calendar": _obj({"year": N, "items": {"type": "array", "items": _ref("CalendarDay")}}, ["year", "items"]),
     "Due": _obj({"procedure": S, "received": S, "appointment": _str(16, description="YYYY-MM-DD HH:MM")},
                 ["appointment"]),

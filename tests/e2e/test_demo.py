@@ -111,6 +111,13 @@ def test_demo_runs_a_hub_and_two_communes_and_stops_cleanly(tmp_path):
             f"{code} never reached the first commune:\n{''.join(lines)[-2000:]}")
         assert answers(f"{communes[1]}/tra-cuu/{code}", 404)
         assert node_db(second).value("SELECT count(*) FROM dossier WHERE code = ?", code) == 0
+        # The dossier the first commune sent to the police comes back from the hub with its result.
+        sent = re.search(r"Interconnected: dossier (\S+) went from", output).group(1)
+        assert wait_until(lambda: node_db(first).value("SELECT status FROM dossier WHERE code = ?", sent) == 9,
+                          90, 0.5), f"{sent} never came back:\n{''.join(lines)[-2000:]}"
+        history = node_db(first).rows("SELECT e.action FROM dossier_event e JOIN dossier d ON d.id = e.dossier_id "
+                                      "WHERE d.code = ? AND e.applied = 1 ORDER BY e.hlc", sent)
+        assert [a for (a,) in history][-3:] == ["send_to_agency", "agency_accept", "agency_result"], history
         status = cli("node", "status", "--data", str(first)).stdout
         assert "online" in status and "127.0.0.1" in status, status
         assert wait_until(lambda: "changes waiting: 0" in cli("node", "status", "--data", str(second)).stdout,
