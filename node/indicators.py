@@ -63,7 +63,7 @@ MEASURED_POINTS = sum(v for k, v in POINTS.items() if k != "publicity")  # 82
 RECOMMENDED_INDEXES = {
     "dossier": [
         (("unit_code", "received_at", "status", "appointment_at", "procedure_code", "procedure_version", "channel",
-          "fee_amount", "paid_online", "id"), False),
+          "fee_amount", "paid_online", "doc_total", "doc_digitised", "doc_reused", "id"), False),
         (("unit_code", "finished_at", "status", "appointment_at", "original_appointment_at", "result_digitised",
           "rating"), False),
         (("unit_code", "status", "appointment_at", "received_at", "apology_at"), False),
@@ -307,12 +307,6 @@ ON_TIME = NO_APOLOGY & (_day(D.finished_at) == _day(D.appointment_at))
 LATE = ~NO_APOLOGY | (_day(D.finished_at) > _day(D.appointment_at))
 
 
-def _docs(where=None):
-    """EXISTS (a document of this dossier [matching `where`])."""
-    cond = DD.dossier_id == D.id
-    return fn.EXISTS(DD.select(DD.dossier_id).where(cond if where is None else cond & where))
-
-
 def online_levels() -> dict[str, tuple[set[str], list[tuple[str, int]]]]:
     """level -> (codes whose every version offers it, (code, version) pairs of codes whose versions differ).
 
@@ -370,9 +364,9 @@ FIGURES: dict[str, tuple[str, Any, str, str]] = {
     "fee": ("received", lambda c: D.fee_amount > 0, "Hồ sơ có phí, lệ phí", "Dossiers with a fee"),
     "paid_online": ("received", lambda c: (D.fee_amount > 0) & (D.paid_online == 1),
                     "Hồ sơ thanh toán trực tuyến", "Dossiers paid online"),
-    "dossiers_digitised": ("received", lambda c: _docs() & ~_docs(DD.digitised == "none"),
+    "dossiers_digitised": ("received", lambda c: (D.doc_total > 0) & (D.doc_digitised == D.doc_total),
                            "Hồ sơ đã số hóa toàn bộ giấy tờ", "Dossiers with every document digitised"),
-    "dossiers_reused": ("received", lambda c: _docs(DD.digitised.in_(REUSED)),
+    "dossiers_reused": ("received", lambda c: D.doc_reused > 0,
                         "Hồ sơ tái sử dụng dữ liệu số", "Dossiers reusing digital data"),
     "finished": ("finished", None, "Hồ sơ đã giải quyết", "Dossiers finished"),
     "early": ("finished", lambda c: EARLY, "Giải quyết trước hạn", "Finished early"),
@@ -409,8 +403,8 @@ def compute(period: Period, units: list[str] | None, now: datetime, names: dict[
             parallel: bool = False) -> Report:
     """Every figure for `period` and `units` (None: every unit held), one row per unit plus the total.
 
-    `parallel` counts the documents (one index seek per dossier: the costliest part) in a second thread
-    with its own connection while this thread runs the other queries; worth it for many units."""
+    `parallel` runs the documents' query in a second thread with its own connection while this thread runs
+    the other queries."""
     per: dict[str, Figures] = {}
     if units is None:
         units = held_units()
@@ -460,24 +454,15 @@ def _aggregate(period: Period, units: list[str], ctx: _Ctx, per: dict[str, Figur
 
 def _documents(period: Period, units: list[str]) -> dict[str, dict[str, int]]:
     """Per unit: documents of the dossiers received in the period, digitised, reused; dossiers whose every
-    document is digitised; dossiers reusing data. One query per unit: each dossier's documents are packed
-    into one number by a correlated subquery (one index seek per dossier), then summed."""
-    shift1, shift2 = 1 << 10, 1 << 20  # a dossier holds far fewer than 1,024 documents (the form allows 50)
-    packed = (DD.select(fn.COUNT(SQL("*")) * shift2 + _sum(DD.digitised != "none") * shift1
-                        + _sum(DD.digitised.in_(REUSED)))
-              .where(DD.dossier_id == D.id))
-    inner = D.select(fn.COALESCE(packed, 0).alias("v")).where(ANCHORS["received"][0](period))
+    document is digitised; dossiers reusing data. From the per-dossier counters the merge keeps
+    (Dossier.doc_total, doc_digitised, doc_reused): one GROUP BY along the received index, no join."""
+    query = (D.select(D.unit_code, fn.SUM(D.doc_total), fn.SUM(D.doc_digitised), fn.SUM(D.doc_reused),
+                      _sum((D.doc_total > 0) & (D.doc_digitised == D.doc_total)), _sum(D.doc_reused > 0))
+             .where(_within(ANCHORS["received"][0](period), units)).group_by(D.unit_code).tuples())
     out: dict[str, dict[str, int]] = {}
-    for unit in units:
-        sub = inner.where(D.unit_code == unit).limit(10 ** 9).alias("p")  # LIMIT: not flattened, one seek per row
-        v = sub.c.v
-        n, dig = v / shift2, v / shift1 - (v / shift2) * shift1
-        reu = v - (v / shift1) * shift1
-        row = (D.select(fn.COUNT(SQL("*")), fn.SUM(n), fn.SUM(dig), fn.SUM(reu), _sum((n > 0) & (dig == n)),
-                        _sum(reu > 0)).from_(sub).tuples().get())
-        if row[0]:
-            out[unit] = dict(zip(("documents", "documents_digitised", "documents_reused", "dossiers_digitised",
-                                  "dossiers_reused"), (int(x or 0) for x in row[1:]), strict=True))
+    for unit, *values in query:
+        out[unit] = dict(zip(("documents", "documents_digitised", "documents_reused", "dossiers_digitised",
+                              "dossiers_reused"), (int(x or 0) for x in values), strict=True))
     return out
 
 

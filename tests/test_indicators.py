@@ -14,6 +14,7 @@ from conftest import login, reception_body
 from node import indicators as ind
 from node import workflow as wf
 from node.sync.ids import new_id
+from node.sync.dossier_merge import documents_changed
 from node.sync.state import Dossier, DossierDocument
 from node.xlsx import Percent, csv_bytes, xlsx_bytes
 
@@ -39,6 +40,7 @@ def put(code: str, procedure: str, status: int, received: str, appointment: str 
     for i, mark in enumerate(docs):
         DossierDocument.insert(id=new_id(), dossier_id=dossier_id, position=i, name=f"Giấy tờ {i}",
                                digitised=mark).execute()
+    documents_changed(dossier_id)  # what the merge does when a document arrives
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import peewee as pw
 
 from . import dossiers as rules
 from . import merge
-from .state import (Conflict, ConflictResolution, Dossier, DossierEvent, DossierOrigin, DuplicateFlag,
-                    DuplicateReview, FieldWrite)
+from .state import (Conflict, ConflictResolution, Dossier, DossierDocument, DossierEvent, DossierOrigin,
+                    DuplicateFlag, DuplicateReview, FieldWrite)
 
 CHUNK = 500
 
@@ -46,6 +46,9 @@ def prefetch(state: Any, changes: list[dict[str, Any]]) -> None:
         q = DossierEvent.select(DossierEvent.dossier_id).where(DossierEvent.dossier_id.in_(part)).distinct().tuples()
         state.facts.update(i for (i,) in q)
         q = FieldWrite.select(FieldWrite.entity_id).where(FieldWrite.entity_id.in_(part)).distinct().tuples()
+        state.facts.update(i for (i,) in q)
+        q = (DossierDocument.select(DossierDocument.dossier_id).where(DossierDocument.dossier_id.in_(part))
+             .distinct().tuples())
         state.facts.update(i for (i,) in q)
         state.facts_known.update(part)
     numbers = sorted({(c["payload"].get("fields") or {}).get("applicant_id_number") or "" for c in created} - {""})
@@ -90,8 +93,10 @@ def _has_facts(state: Any, dossier_id: str) -> bool:
     if state is not None and dossier_id in state.facts_known:
         return dossier_id in state.facts
     merge.flush_pending(DossierEvent)
+    merge.flush_pending(DossierDocument)
     return (DossierEvent.select().where(DossierEvent.dossier_id == dossier_id).exists()
-            or FieldWrite.select().where(FieldWrite.entity_id == dossier_id).exists())
+            or FieldWrite.select().where(FieldWrite.entity_id == dossier_id).exists()
+            or DossierDocument.select().where(DossierDocument.dossier_id == dossier_id).exists())
 
 
 def _flag_duplicates(state: Any, row: dict[str, Any]) -> None:
@@ -308,6 +313,7 @@ def rebuild(dossier_id: str, report: str | None = None) -> bool:
         values[w.field] = json.loads(w.value)
         versions[w.field] = w.version
     values["field_versions"] = rules.value_text(versions)
+    values.update(_document_counts(dossier_id))
     hlcs = [e.hlc for e in events] + [rules.hlc_of(v) for v in versions.values()] + [dossier.updated_hlc or ""]
     values["updated_hlc"] = max(hlcs)
     merge.update(Dossier, values, dossier_id)
@@ -323,6 +329,47 @@ def rebuild(dossier_id: str, report: str | None = None) -> bool:
                           "unit_code": dossier.unit_code, "kind": "status", "field": "status", "base": base,
                           "candidates": candidates, "winner": winner})
     return report in applied if report else True
+
+
+# ---------------------------------------------------------------- document counters
+
+def documents_changed(dossier_id: str) -> None:
+    """A document of this dossier was added or changed: count its documents again (at the batch's end)."""
+    state = merge.current_batch()
+    if state is not None:
+        state.documents.add(dossier_id)
+        return
+    _recount([dossier_id])
+
+
+def recount_documents(state: Any) -> None:
+    """At a batch's end (its inserts sent): the counters of every dossier whose documents changed."""
+    _recount(sorted(state.documents))
+    state.documents.clear()
+
+
+def _recount(ids: list[str]) -> None:
+    """One UPDATE with correlated counts per 500 dossiers: nothing is read back (a pipeline keeps going)."""
+    DD = DossierDocument
+
+    def count(cond=None):
+        query = DD.select(pw.fn.COUNT(DD.id)).where(DD.dossier_id == Dossier.id)
+        return query.where(cond) if cond is not None else query
+
+    for part in _chunks(ids):
+        Dossier.update(doc_total=count(), doc_digitised=count(DD.digitised != "none"),
+                       doc_reused=count(DD.digitised.in_(REUSED))).where(Dossier.id.in_(part)).execute()
+
+
+REUSED = ("reused_document", "reused_result")
+
+
+def _document_counts(dossier_id: str) -> dict[str, int]:
+    kinds = dict(DossierDocument.select(DossierDocument.digitised, pw.fn.COUNT(DossierDocument.id))
+                 .where(DossierDocument.dossier_id == dossier_id).group_by(DossierDocument.digitised).tuples())
+    total = sum(kinds.values())
+    reused = sum(n for k, n in kinds.items() if k in REUSED)
+    return {"doc_total": total, "doc_digitised": total - kinds.get("none", 0), "doc_reused": reused}
 
 
 # ---------------------------------------------------------------- a person's decisions

@@ -280,6 +280,7 @@ class _Batch:
     people_known: set[str] = field(default_factory=set)
     buried: set[tuple[str, str]] = field(default_factory=set)  # tombstones written in this batch
     advances: dict[str, list] = field(default_factory=dict)  # dossier id -> [values, hlc] not yet sent
+    documents: set[str] = field(default_factory=set)  # dossiers whose documents changed: counted at the end
     # Pipelined batches only: inserts held back per table as (SQL, arguments, row id), in order.
     deferred: dict[type[pw.Model], list[tuple[str, list[Any], Any]]] | None = None
 
@@ -339,6 +340,7 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
         if not _pipelines(db):
             yield
             dossier_merge.flush_advances(state)
+            dossier_merge.recount_documents(state)
             return
         state.deferred = {}
         with db.savepoint():  # rolled back when BatchRetry leaves it
@@ -349,6 +351,7 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
                 yield
                 dossier_merge.flush_advances(state)
                 _flush(state)
+                dossier_merge.recount_documents(state)
             except Exception as exc:
                 failure = exc
             finally:
@@ -405,9 +408,17 @@ def apply(change: dict[str, Any]) -> bool:
         if entity in TOMBSTONED and _buried(entity, change["entity_id"]):
             return True  # deleted before its create arrived here: stays deleted
         insert(model, row)
+        if entity == "document" and isinstance(row.get("dossier_id"), str):
+            dossier_merge.documents_changed(row["dossier_id"])
         return True
     if op == "update":
-        return _update_lww(model, change)
+        done = _update_lww(model, change)
+        if entity == "document":
+            found = DossierDocument.select(DossierDocument.dossier_id).where(
+                DossierDocument.id == change["entity_id"]).tuples().first()
+            if found:
+                dossier_merge.documents_changed(found[0])
+        return done
     if op == "delete":
         return _bury(model, change)
     row = _clean(model, payload.get("fields", {}))
@@ -433,6 +444,9 @@ def _update_lww(model: type[pw.Model], change: dict[str, Any]) -> bool:
     if not values:
         return True
     version = _version(change)
+    if "field_versions" not in _meta(model).known:  # rows without versions (documents): the write as it comes
+        update(model, values, change["entity_id"])
+        return True
     found = model.select(model.field_versions).where(model.id == change["entity_id"]).tuples().first()
     if found is None:
         return True

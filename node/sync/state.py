@@ -140,6 +140,11 @@ class Dossier(Base):
     version = pw.CharField(default="")  # version of the create
     status_version = pw.CharField(default="")  # version of the last applied action: the next one's base
     field_versions = pw.TextField(default="{}")  # JSON {field: version} of edited fields (absent = create)
+    # Its documents, counted again whenever one arrives (so the same on every replica): the indicators' read
+    # side needs no join. digitised: not "none"; reused: reused_document or reused_result.
+    doc_total = pw.IntegerField(default=0)
+    doc_digitised = pw.IntegerField(default=0)
+    doc_reused = pw.IntegerField(default=0)
 
     class Meta:
         indexes = ((("status", "appointment_at"), False),)

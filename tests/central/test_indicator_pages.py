@@ -16,6 +16,7 @@ from hubtest import (  # noqa: F401  (fixtures are imported by name; see hubtest
 
 from node import workflow as wf
 from node.sync.ids import new_id
+from node.sync.dossier_merge import documents_changed
 from node.sync.state import Dossier, DossierDocument, NodeRecord
 
 OTHER, OTHER_NAME = "000.00.19.H57", "UBND xã Quyết Thắng"
@@ -38,6 +39,7 @@ def add_other_commune(hub) -> None:
                            original_appointment_at=original, apology_at=apology, finished_at=finished,
                            returned_at=finished, rating="satisfied", fee_amount=15000, paid_online=1).execute()
             DossierDocument.insert(id=new_id(), dossier_id=dossier_id, name="Tờ khai", digitised="digitised").execute()
+            documents_changed(dossier_id)  # what the merge does when a document arrives
 
 
 @pytest.fixture
