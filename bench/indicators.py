@@ -302,14 +302,60 @@ def _time(fn: Callable[[], Any], runs: int) -> dict:
             "max_ms": round(max(samples), 2), "cpu_median_ms": round(statistics.median(cpu), 2), "runs": runs}
 
 
+COPIED_TABLES = ("procedure", "node_record", "dossier", "dossier_document")
+
+
+def postgres_copy(path: Path, base_url: str, progress: Callable[[str], None] = print) -> str:
+    """The same hub in a PostgreSQL schema (kept between runs, keyed by the SQLite build): the hub's own
+    schema (tables and the indicators' indexes, by `create_schema`), the rows copied from the SQLite file
+    with COPY. Returns a URL whose search_path is that schema."""
+    import apsw
+    import psycopg
+    from psycopg import sql
+
+    from central.storage import open_storage
+
+    name = f"motcua_bench_{path.name.replace('-', '_')}"
+    sep = "&" if "?" in base_url else "?"
+    url = f"{base_url}{sep}options=-csearch_path%3D{name}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        done = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+                            (name, "bench_copied")).fetchone()
+        if done:
+            return url
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    storage = open_storage(url)
+    storage.create_schema()
+    storage.close()
+    src = apsw.Connection(str(path / "hub.db"))
+    t0 = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        for table in COPIED_TABLES:
+            cols = [r[1] for r in src.cursor().execute(f'PRAGMA table_info("{table}")')]
+            names = ", ".join(f'"{c}"' for c in cols)
+            with conn.cursor().copy(f'COPY "{table}" ({names}) FROM STDIN') as out:
+                for row in src.cursor().execute(f'SELECT {names} FROM "{table}"'):
+                    out.write_row(row)
+            progress(f"  copied {table} to PostgreSQL ({time.perf_counter() - t0:,.0f} s)")
+    src.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        # What autovacuum does on a living hub: statistics, and the visibility map that index-only scans need.
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CREATE TABLE bench_copied (at TEXT)")
+    return url
+
+
 def measure(dossiers: int = 1_000_000, runs: int = 7, fresh: bool = False,
-            progress: Callable[[str], None] = print) -> dict:
-    """Build (or reuse) the hub and time the dashboard's figures; returns {"build", "scenarios"}."""
+            progress: Callable[[str], None] = print, postgres: str | None = None) -> dict:
+    """Build (or reuse) the hub and time the dashboard's figures; returns {"build", "scenarios"}. With
+    `postgres` (a base URL), the same hub copied into PostgreSQL is measured instead."""
     from central.instance import Hub
     from node import indicators
 
     path, build_info = cached(dossiers, fresh=fresh, progress=progress)
-    hub = Hub(path, now=lambda: NOW)
+    url = postgres_copy(path, postgres, progress) if postgres else None
+    hub = Hub(path, database_url=url, now=lambda: NOW)
     try:
         hub.storage.connect()
         communes = indicators.commune_units()
@@ -339,7 +385,8 @@ def measure(dossiers: int = 1_000_000, runs: int = 7, fresh: bool = False,
                   "on_time_rate": round(totals.on_time_rate, 4), "score": round(totals.score_total, 2)}
     finally:
         hub.close()
-    return {"build": build_info, "scenarios": scenarios, "sample": sample}
+    return {"build": build_info, "scenarios": scenarios, "sample": sample,
+            "backend": "postgresql" if postgres else "sqlite"}
 
 
 def table(scenarios: list[dict]) -> str:
@@ -358,11 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dossiers", type=int, default=1_000_000, help="dossiers on the hub (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per scenario (median reported)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the hub database even if cached")
+    parser.add_argument("--postgres", default=None, help="PostgreSQL base URL: measure the same hub copied there")
     args = parser.parse_args(argv)
     if not 1_000 <= args.dossiers <= 3_000_000 or not 1 <= args.runs <= 100:
         parser.error("--dossiers must be 1,000..3,000,000 and --runs 1..100")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    out = measure(args.dossiers, runs=args.runs, fresh=args.fresh, progress=lambda s: print(s, flush=True))
+    out = measure(args.dossiers, runs=args.runs, fresh=args.fresh, progress=lambda s: print(s, flush=True),
+                  postgres=args.postgres)
+    print(f"backend: {out['backend']}")
     b = out["build"]
     how = "cached" if b.get("cached") else "built"
     print(f"Hub {how}: {b['dossiers']:,} dossiers, {b['documents']:,} documents, {b['communes']} communes, "
