@@ -3,7 +3,9 @@
     python -m bench.run                    100,000 dossiers (generated once, then cached in bench/work/)
     python -m bench.run --dossiers 20000   a quicker run
     python -m bench.run --quick            5,000 dossiers, fewer repetitions, smaller sync nodes
-    python -m bench.run --only sync        one part only: sync (bench/sync.py), ui or raw
+    python -m bench.run --only indicators  the hub's indicator pages at 150 communes / 1,000,000 dossiers
+    python -m bench.run --only sync        one part only: sync (bench/sync.py), peer (bench/peer.py: PouchDB
+                                           side by side), badlink (bench/badlink.py), ui or raw
 
 Prints a table (scenario, median, p95, goal, PASS/FAIL) and writes every figure, with the machine and
 package versions, to bench/results/YYYY-MM-DD-HHMM.json. See bench/README.md.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import apsw
 
-from . import gen, raw, sync
+from . import badlink, gen, peer, raw, sync
 from .timing import Result, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -143,6 +145,14 @@ def node_ui(args, n: int, reps: int, info: dict) -> list[Result]:
     return results
 
 
+def part_verdict(label: str, rows: list[dict]) -> list[str]:
+    """Print how many of a part's goals were met; returns the names of the missed ones."""
+    missed = [r["name"].strip() for r in rows if r["passed"] is False]
+    goals = sum(r["passed"] is not None for r in rows)
+    print(f"{len(missed)} of {goals} {label} goals missed." if missed else f"Every {label} goal met.")
+    return missed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--dossiers", type=int, default=100_000, help="dossiers on the node (default 100,000)")
@@ -151,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of measured time per scenario at most")
     parser.add_argument("--fresh", action="store_true", help="regenerate the node even if it is cached")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw limits")
-    parser.add_argument("--only", choices=["sync", "ui", "raw"], help="run one part only")
+    parser.add_argument("--only", choices=["sync", "peer", "badlink", "ui", "raw", "indicators"],
+                        help="run one part only")
+    parser.add_argument("--indicator-dossiers", type=int, default=1_000_000,
+                        help="dossiers on the indicators' hub (default 1,000,000, 150 communes)")
+    parser.add_argument("--no-proposals", action="store_true",
+                        help="peer and bad link: skip the proposed fixes measured by monkeypatch (bench/patches.py)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="bad link only: push batch and pull page size (default: the protocol's 500 / 1,000)")
     parser.add_argument("--sync-runs", type=int, default=None, help="runs per sync scenario (default 3)")
     parser.add_argument("--postgres", default=os.environ.get("MOTCUA_TEST_POSTGRES_URL") or None,
                         help="PostgreSQL URL for the hub ingest scenarios (default $MOTCUA_TEST_POSTGRES_URL)")
@@ -161,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (50 if args.quick else 200)
     if not 1 <= n <= 2_000_000 or not 1 <= reps <= 100_000:
         parser.error("--dossiers must be 1..2,000,000 and --reps 1..100,000")
-    parts = {args.only} if args.only else {"ui", "raw", "sync"}
+    parts = {args.only} if args.only else {"ui", "raw", "sync", "peer", "badlink", "indicators"}
     if args.no_raw:
         parts.discard("raw")
     sync_runs = args.sync_runs or (2 if args.quick else 3)
     if not 1 <= sync_runs <= 20:
         parser.error("--sync-runs must be 1..20")
+    if args.batch is not None and not 10 <= args.batch <= 10_000:
+        parser.error("--batch must be 10..10,000")
     started = datetime.now()
     info = {"when": started.isoformat(timespec="seconds"), "machine": machine(), "packages": packages(),
             "parts": sorted(parts)}
@@ -195,14 +214,52 @@ def main(argv: list[str] | None = None) -> int:
         if load and load[0] > (os.cpu_count() or 1):
             print(f"WARNING: the machine was busy (load {load[0]:.1f} on {os.cpu_count()} CPUs).")
         print(f"{len(sync_failed)} of {goals} sync goals missed." if sync_failed else "Every sync goal met.")
+    if "peer" in parts:
+        print(f"\nThe peer, side by side: {sync_runs} runs each ...", flush=True)
+        try:
+            info["peer"] = peer.measure(gen.WORK, runs=sync_runs, quick=args.quick,
+                                        motcua=info.get("sync", {}).get("end_to_end"),
+                                        proposals=not args.no_proposals,
+                                        progress=lambda s: print(s, flush=True))
+        except peer.PeerUnavailable as exc:
+            print(f"SKIPPED: {exc}")
+            info["peer"] = {"skipped": str(exc)}
+        else:
+            print()
+            print(sync.table(info["peer"]["scenarios"]))
+            sync_failed += part_verdict("peer", info["peer"]["scenarios"])
+    if "badlink" in parts:
+        print(f"\nBad link: {sync_runs} runs ...", flush=True)
+        info["badlink"] = badlink.measure(gen.WORK, runs=sync_runs, quick=args.quick, batch=args.batch,
+                                          proposals=not args.no_proposals,
+                                          progress=lambda s: print(s, flush=True))
+        print()
+        print(sync.table(info["badlink"]["scenarios"]))
+        sync_failed += part_verdict("bad link", info["badlink"]["scenarios"])
+    if "indicators" in parts:
+        from . import indicators as indicator_bench
+
+        dossiers = 20_000 if args.quick else args.indicator_dossiers
+        print(f"\nIndicators: a hub of 150 communes and {dossiers:,} dossiers ...", flush=True)
+        info["indicators"] = {}
+        for backend in ["sqlite"] + (["postgresql"] if args.postgres else []):
+            out = indicator_bench.measure(dossiers, runs=5, progress=lambda s: print(s, flush=True),
+                                          postgres=args.postgres if backend == "postgresql" else None)
+            info["indicators"][backend] = out
+            print(f"{backend}:")
+            print(indicator_bench.table(out["scenarios"]))
+            sync_failed += [f"indicators ({backend}): {s['label']}" for s in out["scenarios"] if s["passed"] is False]
     if hasattr(os, "getloadavg"):
         info["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     info["seconds"] = round(time.perf_counter() - t0, 1)
     failed = [r.name for r in results if r.passed is False] + sync_failed
     info["failed"] = failed
     goals = sum(r.goal_ms is not None for r in results) + sum(
-        r["passed"] is not None for r in info.get("sync", {}).get("scenarios", []))
-    print(f"\n{len(failed)} of {goals} goals missed." if failed else "\nEvery goal met.")
+        r["passed"] is not None for part in ("sync", "peer", "badlink")
+        for r in info.get(part, {}).get("scenarios", [])) + sum(
+        s["passed"] is not None for out in info.get("indicators", {}).values() for s in out["scenarios"])
+    print(f"\n{len(failed)} of {goals} goals missed." if failed else
+          "\nEvery goal met." if goals else "\nNo goal was measured.")
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
         path = results_path(started)

@@ -9,12 +9,14 @@ the median, min and max of several runs, each on a fresh hub:
    (SQLite; PostgreSQL with one hub process, and two hub processes on one database pushed by two nodes in
    parallel, when a PostgreSQL URL is given), as changes/s and as a share of the raw verify rate;
 3. end to end: node A's changes pushed to the hub (`syncer.sync_once`), then pulled by node B: changes/s
-   and bytes on the wire per change each way (TCP bytes counted by tests/e2e/proxy.py's FlakyProxy);
-4. catch-up: a node that worked 30 days offline pushes everything, and a second node of its scope pulls it
-   all: time and peak memory (VmHWM) of the node processes and of the hub.
+   and bytes on the wire per change each way (TCP bytes counted by tests/e2e/proxy.py's FlakyProxy); then
+   the re-sync (issue 5): A moves 100 waiting dossiers on and A and B sync again (time of both syncs);
+4. catch-up: a node that worked 30 days offline (with 2,000 attached files of 300 KB, issue 5) pushes
+   everything, and a second node of its scope pulls it all: time (and the part spent on files) and peak
+   memory (VmHWM) of the node processes and of the hub.
 
 The nodes are generated once through the workflow's signed changes (`bench.gen`'s desk and dossier lives)
-and cached in bench/work/sync-<VERSION>/.
+and cached in bench/work/sync-<VERSION>-<schema>/. bench/peer.py and bench/badlink.py reuse them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -36,8 +37,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import patches, syncnodes
+from .syncnodes import FILE_BYTES
+
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "s1"  # bump when what the nodes hold changes: the cache is keyed by it
+VERSION = "s2"  # bump when what the nodes hold changes: the cache is keyed by it
 PASSWORD = "bench-hub-mat-khau-2026"
 BATCH = 500  # changes per pushed request, as protocol.PUSH_BATCH
 GOALS = {"ingest_share": 0.70, "several_processes": 1.1, "e2e_per_s": 3000, "bytes_per_change": 200, "peak_mb": 150}
@@ -49,79 +53,12 @@ NODES = {
     "C": ("000.00.19.H58", "UBND xã Phúc Trìu", 1700, 30, 14),
 }
 QUICK_DOSSIERS = {"A": 250, "P": 250, "B": 0, "C": 400}
+WAITING = {"A": 100}  # dossiers left at the desk on A: the re-sync scenario transfers them (issue 5)
+FILES = {"C": 2000}  # scans attached to the catch-up node (issue 5: 2,000 files of 300 KB)
+QUICK_FILES = {"C": 200}
 
 
 # ================================================================ workers (run in subprocesses)
-
-def make_node(path: Path, unit_code: str, unit_name: str, dossiers: int, days: int, seed: int,
-              end: datetime) -> dict:
-    """A node with staff and `dossiers` dossiers received over `days` days before `end`, lived by gen.live."""
-    from node import catalogue
-    from node.instance import Node, init_data_dir
-    from node.store import transaction
-
-    from . import gen
-    from .desk import FastDesk
-    from .people import person
-
-    t0 = time.perf_counter()
-    init_data_dir(path, unit_code=unit_code, unit_name=unit_name, province_name="Thái Nguyên")
-    clock = gen.Clock(end - timedelta(days=days + 1))
-    node = Node(path, now=clock)
-    try:
-        catalogue.seed(node)
-        staff = gen.create_staff(node)
-        rng = random.Random(seed)
-        cal = catalogue.work_calendar()
-        procs = {p.code: p for p in catalogue.current_procedures(end.date())}
-        codes = [c for c in gen.PROCEDURE_WEIGHTS if c in procs]
-        weights = [gen.PROCEDURE_WEIGHTS[c] for c in codes]
-        moments = sorted(gen._received_at(rng, cal, gen.working_moments(cal, end, days), end)
-                         for _ in range(dossiers))
-        desk = FastDesk(node, cal)
-        for first in range(0, dossiers, 250):
-            with transaction(node):
-                for when in moments[first:first + 250]:
-                    proc = procs[rng.choices(codes, weights)[0]]
-                    body = dict(person(rng, end.date()), procedure_code=proc.code, sets=rng.choice([1, 1, 2]),
-                                pages=rng.randint(1, 8),
-                                return_method=rng.choices(["desk", "post", "online"], [85, 5, 10])[0])
-                    online = proc.online_level != "none" and rng.random() < 0.2
-                    gen.live(gen.Life(desk, clock, end, when), rng, staff, proc, body, online)
-        changes = node.db.execute_sql("SELECT count(*) FROM change").fetchone()[0]
-        node.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        node.close()
-    return {"dossiers": dossiers, "days": days, "changes": changes, "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def export_batches(path: Path, out: Path) -> dict:
-    """The node's whole log as push bodies of BATCH changes (zstd JSON), length-prefixed in `out`."""
-    from node.instance import Node
-    from node.sync import log, protocol
-
-    node = Node(path)
-    try:
-        count, batch = 0, []
-        with open(out, "wb") as fh:
-            def flush() -> None:
-                body = protocol.encode_body({"node_id": node.node_id, "changes": batch})
-                fh.write(len(body).to_bytes(4, "big") + len(batch).to_bytes(4, "big") + body)
-                batch.clear()
-
-            for change in log.iter_changes(node.node_id):
-                batch.append(change)
-                count += 1
-                if len(batch) == BATCH:
-                    flush()
-            if batch:
-                flush()
-        ident = node.identity
-        return {"node_id": ident.node_id, "public_key": ident.public_key, "unit_code": ident.unit_code,
-                "unit_name": ident.unit_name, "changes": count}
-    finally:
-        node.close()
-
 
 def peak_kb() -> int:
     """VmHWM (peak resident memory) of this process in KiB."""
@@ -134,13 +71,22 @@ def peak_kb() -> int:
 
 
 def worker(argv: list[str]) -> int:
-    """`python -m bench.sync worker make-node|export|enroll|sync ...`: prints one JSON line."""
+    """`python -m bench.sync worker make-node|export|enroll|sync|change|peer-docs ...`: prints one JSON line."""
     cmd, path = argv[0], Path(argv[1])
+    patches.apply_node()  # only what $MOTCUA_BENCH_PATCH names (bench/patches.py); nothing by default
     if cmd == "make-node":
         unit, name, dossiers, days, seed, end = argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]), argv[7]
-        out = make_node(path, unit, name, dossiers, days, seed, datetime.fromisoformat(end))
+        files, waiting = (int(argv[8]), int(argv[9])) if len(argv) > 9 else (0, 0)
+        out = syncnodes.make_node(path, unit, name, dossiers, days, seed, datetime.fromisoformat(end), files,
+                                  waiting)
+    elif cmd == "change":
+        out = syncnodes.move_on(path, int(argv[2]))
+    elif cmd == "peer-docs":
+        from .peer import export_docs
+
+        out = export_docs(path, Path(argv[2]))
     elif cmd == "export":
-        out = export_batches(path, Path(argv[2]))
+        out = syncnodes.export_batches(path, Path(argv[2]), BATCH)
     else:
         from node import syncer
         from node.instance import Node
@@ -150,9 +96,21 @@ def worker(argv: list[str]) -> int:
             if cmd == "enroll":
                 out = {"record": syncer.enroll(node, argv[2], argv[3])}
             else:
-                report = syncer.sync_once(node)
+                stages: dict[str, float] = {}
+                mark = [time.perf_counter(), ""]
+
+                def on_stage(stage: str) -> None:  # seconds spent in each stage of the session
+                    now = time.perf_counter()
+                    if mark[1]:
+                        stages[mark[1]] = round(now - mark[0], 3)
+                    mark[:] = [now, stage]
+
+                report = syncer.sync_once(node, on_stage=on_stage)
+                on_stage("")
                 out = {"ok": report.ok, "error": report.error, "pushed": report.pushed, "pulled": report.pulled,
-                       "duration": report.duration, "digest_ok": report.digest_ok}
+                       "files_up": report.files_up, "files_down": report.files_down,
+                       "duration": report.duration, "digest_ok": report.digest_ok, "repaired": report.repaired,
+                       "stages": stages}
         finally:
             node.close()
     out["peak_kb"] = peak_kb()
@@ -215,9 +173,10 @@ class Hub:
                 data = self.folder.with_name(f"{self.folder.name}-{i + 1}")
                 shutil.copytree(self.folder, data, ignore=shutil.ignore_patterns("files", "hub.db*"))
             port = free_port()
+            command = patches.hub_command() if patches.wanted() else motcua_command()
             with open(self._log(i), "wb") as log:
                 self.procs.append(subprocess.Popen(
-                    motcua_command() + ["hub", "serve", "--data", str(data), "--host", "127.0.0.1", "--port",
+                    command + ["hub", "serve", "--data", str(data), "--host", "127.0.0.1", "--port",
                                         str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log))
             self.urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(self.urls, self.procs, strict=True):
@@ -277,9 +236,24 @@ def figure(values: list[float]) -> dict:
             "max": round(max(values), 2), "runs": [round(v, 2) for v in values]}
 
 
+def schema_tag() -> str:
+    """A short fingerprint of the node's tables and columns: cached nodes made under another schema are
+    made again (a copy of an old node may lack a column the code now writes)."""
+    import hashlib
+
+    from node.sync.state import SYNCED_MODELS
+
+    columns = sorted(f"{m._meta.table_name}.{f.column_name}" for m in SYNCED_MODELS for f in m._meta.fields.values())
+    return hashlib.sha256("\n".join(columns).encode()).hexdigest()[:8]
+
+
 def prepare(work: Path, quick: bool, progress) -> dict:
-    """Generate (once) the nodes and the pre-encoded push bodies of A and P."""
-    cache = work / f"sync-{VERSION}{'-quick' if quick else ''}"
+    """Generate (once per VERSION and schema) the nodes and the pre-encoded push bodies of A and P."""
+    suffix = "-quick" if quick else ""
+    cache = work / f"sync-{VERSION}-{schema_tag()}{suffix}"
+    for old in work.glob(f"sync-{VERSION}*"):  # the same nodes under an older schema (about 650 MB)
+        if old.is_dir() and old != cache and old.name.endswith("-quick") == quick:
+            shutil.rmtree(old, ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {}
     end_recent = datetime.now().replace(second=0, microsecond=0) - timedelta(hours=1)
@@ -289,8 +263,11 @@ def prepare(work: Path, quick: bool, progress) -> dict:
             shutil.rmtree(folder, ignore_errors=True)
             n = QUICK_DOSSIERS[name] if quick else dossiers
             end = end_recent if name == "C" else datetime(2026, 3, 2, 10, 0)
-            progress(f"  generating node {name}: {n:,} dossiers over {days} days ...")
-            made = run_worker("make-node", folder, unit, unit_name, n, days, seed, end.isoformat())
+            files = (QUICK_FILES if quick else FILES).get(name, 0)
+            progress(f"  generating node {name}: {n:,} dossiers over {days} days"
+                     f"{f', {files:,} files of {FILE_BYTES // 1024} KB' if files else ''} ...")
+            made = run_worker("make-node", folder, unit, unit_name, n, days, seed, end.isoformat(), files,
+                              WAITING.get(name, 0))
             if name in ("A", "P"):
                 made["export"] = run_worker("export", folder, cache / f"push-{name}.bin")
             marker.write_text(json.dumps(made, ensure_ascii=False), encoding="utf-8")
@@ -394,21 +371,34 @@ def _copy_node(nodes: dict, name: str, target: Path) -> Path:
     return Path(shutil.copytree(nodes[name]["path"], target))
 
 
-def end_to_end(nodes: dict, work: Path, runs: int) -> dict:
-    """A's log pushed to a fresh SQLite hub, then pulled by B (a laptop whose scope covers A's unit)."""
+def proxy_module():
+    """tests/e2e/proxy.py (FlakyProxy: a TCP proxy on 127.0.0.1 that counts bytes, and can cut), loaded by path."""
     spec = importlib.util.spec_from_file_location("bench_proxy", ROOT / "tests" / "e2e" / "proxy.py")
-    proxy_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(proxy_module)  # tests/e2e/proxy.py's FlakyProxy, without cuts: it counts bytes
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    out: dict[str, list[float]] = {k: [] for k in ("push_per_s", "pull_per_s", "push_bytes", "pull_bytes",
-                                                   "total_per_s", "pushed", "pulled")}
+
+def end_to_end(nodes: dict, work: Path, runs: int, resync: int = 0) -> dict:
+    """A's log pushed to a fresh SQLite hub, then pulled by B (a laptop whose scope covers A's unit).
+
+    With `resync`, A then moves `resync` dossiers on (one signed change each, `move_on`) and the time of the
+    next sync of A (push) plus that of B (pull) is the re-sync time.
+    """
+    proxies = proxy_module()  # FlakyProxy without cuts: it counts every TCP byte both ways
+    keys = ["push_per_s", "pull_per_s", "push_bytes", "pull_bytes", "total_per_s", "pushed", "pulled",
+            "push_s", "pull_s"]
+    if resync:
+        keys += ["resync_s", "resync_push_s", "resync_pull_s", "resync_bytes", "resync_pushed", "resync_pulled",
+                 "resync_stages"]
+    out: dict[str, list] = {k: [] for k in keys}
     unit_a, unit_b = NODES["A"][0], NODES["B"][0]
     for r in range(runs):
         folder = work / f"e2e-{r}"
         hub = Hub(folder / "hub")
         try:
             port = int(hub.serve(1)[0].rsplit(":", 1)[1])
-            with proxy_module.FlakyProxy(port) as proxy:
+            with proxies.FlakyProxy(port) as proxy:
                 url = f"http://127.0.0.1:{proxy.port}"
                 a, b = _copy_node(nodes, "A", folder / "A"), _copy_node(nodes, "B", folder / "B")
                 run_worker("enroll", a, url, hub.token(unit_a))
@@ -419,6 +409,20 @@ def end_to_end(nodes: dict, work: Path, runs: int) -> dict:
                 mid = proxy.bytes_up + proxy.bytes_down
                 pulled = _checked(run_worker("sync", b))
                 end = proxy.bytes_up + proxy.bytes_down
+                if resync:
+                    run_worker("change", a, resync)
+                    again = _checked(run_worker("sync", a))
+                    again_b = _checked(run_worker("sync", b))
+                    out["resync_bytes"].append(proxy.bytes_up + proxy.bytes_down - end)
+                    out["resync_s"].append(again["duration"] + again_b["duration"])
+                    out["resync_push_s"].append(again["duration"])
+                    out["resync_pull_s"].append(again_b["duration"])
+                    out["resync_pushed"].append(again["pushed"])
+                    out["resync_pulled"].append(again_b["pulled"])
+                    out["resync_stages"].append({k: round(again["stages"].get(k, 0) + again_b["stages"].get(k, 0), 3)
+                                                 for k in again["stages"]})  # A's and B's seconds per stage
+            out["push_s"].append(pushed["duration"])
+            out["pull_s"].append(pulled["duration"])
             out["push_per_s"].append(pushed["pushed"] / pushed["duration"])
             out["pull_per_s"].append(pulled["pulled"] / pulled["duration"])
             out["push_bytes"].append((mid - sent) / pushed["pushed"])
@@ -435,13 +439,16 @@ def end_to_end(nodes: dict, work: Path, runs: int) -> dict:
 def _checked(result: dict) -> dict:
     if not result.get("ok"):
         raise RuntimeError(f"sync failed: {result.get('error')}")
+    if result.get("repaired"):  # the digests differed and the scope was pulled again: not what we measure
+        raise RuntimeError("sync needed a full re-pull (state digests differed)")
     return result
 
 
 def catch_up(nodes: dict, work: Path, runs: int) -> dict:
     """C (30 days offline) pushes everything to a fresh hub; D, a laptop of C's unit, then pulls it all."""
     out: dict[str, list[float]] = {k: [] for k in ("push_s", "push_peak_mb", "hub_peak_mb", "pull_s",
-                                                   "pull_peak_mb", "pushed", "pulled")}
+                                                   "pull_peak_mb", "pushed", "pulled", "files_up", "files_down",
+                                                   "files_up_s", "files_down_s")}
     unit_c, unit_b = NODES["C"][0], NODES["B"][0]
     for r in range(runs):
         folder = work / f"catchup-{r}"
@@ -463,6 +470,10 @@ def catch_up(nodes: dict, work: Path, runs: int) -> dict:
         out["pull_peak_mb"].append(pulled["peak_kb"] / 1024)
         out["pushed"].append(pushed["pushed"])
         out["pulled"].append(pulled["pulled"])
+        out["files_up"].append(pushed["files_up"])
+        out["files_down"].append(pulled["files_down"])
+        out["files_up_s"].append(pushed["stages"].get("files_up", 0.0))
+        out["files_down_s"].append(pulled["stages"].get("files_down", 0.0))
     return out
 
 
@@ -509,7 +520,8 @@ def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bo
                 row("  per process, as a share of the raw verify rate", "%",
                     [100 * r / processes / ceiling for r in rates])
         progress(f"  end to end, {nodes['A']['changes']:,} changes A -> hub -> B ...")
-        e2e = end_to_end(nodes, scratch, runs)
+        resync = WAITING["A"]
+        e2e = end_to_end(nodes, scratch, runs, resync=resync)
         goal, size = GOALS["e2e_per_s"], GOALS["bytes_per_change"]
         n = int(statistics.median(e2e["pushed"]))
         row(f"end to end: node A -> hub, push of {n:,}", "changes/s", e2e["push_per_s"], f">= {goal:,}",
@@ -521,13 +533,24 @@ def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bo
         row("  bytes on the wire per change, pull", "B", e2e["pull_bytes"], f"<= {size}",
             statistics.median(e2e["pull_bytes"]) <= size)
         row("end to end: A -> hub -> B (push time + pull time)", "changes/s", e2e["total_per_s"])
-        progress(f"  catch-up, {nodes['C']['changes']:,} changes made offline over {NODES['C'][3]} days ...")
+        row(f"re-sync of {resync} changed dossiers: A -> hub -> B (push + pull)", "s", e2e["resync_s"])
+        files = nodes["C"].get("files", 0)
+        with_files = f" and {files:,} files of {nodes['C'].get('file_bytes', 0) // 1024} KB" if files else ""
+        progress(f"  catch-up, {nodes['C']['changes']:,} changes{with_files} made offline over "
+                 f"{NODES['C'][3]} days ...")
         cu = catch_up(nodes, scratch, runs)
         peak = GOALS["peak_mb"]
-        row(f"catch-up: node pushes {int(statistics.median(cu['pushed'])):,} changes", "s", cu["push_s"])
+        up, down = int(statistics.median(cu["files_up"])), int(statistics.median(cu["files_down"]))
+        row(f"catch-up: node pushes {int(statistics.median(cu['pushed'])):,} changes"
+            f"{f' + {up:,} files' if files else ''}", "s", cu["push_s"])
+        if files:
+            row("  of which uploading the files", "s", cu["files_up_s"])
         row("  peak memory of the node", "MB", cu["push_peak_mb"], f"< {peak}",
             statistics.median(cu["push_peak_mb"]) < peak)
-        row(f"catch-up: a second node pulls {int(statistics.median(cu['pulled'])):,} changes", "s", cu["pull_s"])
+        row(f"catch-up: a second node pulls {int(statistics.median(cu['pulled'])):,} changes"
+            f"{f' + {down:,} files' if files else ''}", "s", cu["pull_s"])
+        if files:
+            row("  of which downloading the files", "s", cu["files_down_s"])
         row("  peak memory of the pulling node", "MB", cu["pull_peak_mb"], f"< {peak}",
             statistics.median(cu["pull_peak_mb"]) < peak)
         row("  peak memory of the hub (both)", "MB", cu["hub_peak_mb"], f"< {peak}",
@@ -536,7 +559,7 @@ def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bo
         shutil.rmtree(scratch, ignore_errors=True)
     return {"runs": runs, "postgres": bool(postgres), "quick": quick, "raw_verify": verify,
             "nodes": {k: {f: v for f, v in n.items() if f not in ("path", "bodies")} for k, n in nodes.items()},
-            "scenarios": rows}
+            "scenarios": rows, "end_to_end": e2e}
 
 
 def table(rows: list[dict]) -> str:
@@ -546,7 +569,8 @@ def table(rows: list[dict]) -> str:
              "-" * (width + 70)]
     for r in rows:
         result = "" if r["passed"] is None else ("PASS" if r["passed"] else "FAIL")
-        lines.append(f"{r['name']:<{width}}  {r['median']:>10,.1f}  {r['min']:>10,.1f}  {r['max']:>10,.1f}  "
+        f = ",.2f" if r["unit"] in ("x", "s") else ",.1f"
+        lines.append(f"{r['name']:<{width}}  {r['median']:>10{f}}  {r['min']:>10{f}}  {r['max']:>10{f}}  "
                      f"{r['unit']:<9}  {r['goal']:>9}  {result}")
     return "\n".join(lines)
 

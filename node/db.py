@@ -58,12 +58,22 @@ def _m5_calendar_units(db: APSWDatabase) -> None:
     convert_calendar_days(db)
 
 
+def _m6_document_counters(db: APSWDatabase) -> None:
+    # Per-dossier document counters (the indicators' read side); counted once for the dossiers held.
+    from .sync.dossier_merge import recount_all
+    from .sync.state import upgrade_schema
+
+    upgrade_schema(db, SYNCED_MODELS)
+    recount_all()
+
+
 MIGRATIONS = [
     (1, "initial tables", _m1_initial),
     (2, "name search index", _m2_name_search),
     (3, "key registry, usernames per unit", _m3_sync_registry),
     (4, "versions, conflicts, duplicates, tombstones", _m4_convergence),
     (5, "calendar overrides keyed per unit", _m5_calendar_units),
+    (6, "document counters on dossiers", _m6_document_counters),
 ]
 
 

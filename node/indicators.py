@@ -389,7 +389,8 @@ FIGURES: dict[str, tuple[str, Any, str, str]] = {
 }
 # Figures summed straight from their condition, per anchor; the rest are derived (see _aggregate).
 _DIRECT = {
-    "received": ["partial_eligible", "partial_online", "full_eligible", "full_online", "fee", "paid_online"],
+    "received": ["partial_eligible", "partial_online", "full_eligible", "full_online", "fee", "paid_online",
+                 "dossiers_digitised", "dossiers_reused"],
     "finished": ["early", "apology", "withdrawn", "results_digitised", "very_satisfied", "satisfied",
                  "not_satisfied"],
     "running": ["overdue", "paused"],
@@ -403,21 +404,14 @@ def compute(period: Period, units: list[str] | None, now: datetime, names: dict[
             parallel: bool = False) -> Report:
     """Every figure for `period` and `units` (None: every unit held), one row per unit plus the total.
 
-    `parallel` runs the documents' query in a second thread with its own connection while this thread runs
-    the other queries."""
+    `parallel` runs the finished dossiers' query in a second thread with its own connection while this
+    thread runs the others (many units: a province)."""
     per: dict[str, Figures] = {}
     if units is None:
         units = held_units()
     if units:
         ctx = _Ctx(now)
-        if parallel and len(units) > 1:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                docs = pool.submit(_in_own_connection, _documents, period, units)
-                _aggregate(period, units, ctx, per)
-                _merge(per, docs.result())
-        else:
-            _aggregate(period, units, ctx, per)
-            _merge(per, _documents(period, units))
+        _aggregate(period, units, ctx, per, parallel=parallel and len(units) > 1)
     names = names if names is not None else unit_names()
     rows = [UnitRow(u, names.get(u, u), per.get(u) or Figures()) for u in sorted(set(per) | set(units))]
     total = Figures()
@@ -426,18 +420,21 @@ def compute(period: Period, units: list[str] | None, now: datetime, names: dict[
     return Report(period, rows, total, _notes(total), to_text(now))
 
 
-def _aggregate(period: Period, units: list[str], ctx: _Ctx, per: dict[str, Figures]) -> None:
+def _aggregate(period: Period, units: list[str], ctx: _Ctx, per: dict[str, Figures], parallel: bool = False) -> None:
     """One GROUP BY unit_code query per anchor, each along a covering index (RECOMMENDED_INDEXES). Figures
-    that are sums or differences of others are not asked of the database (each CASE costs on every row)."""
+    that are sums or differences of others are not asked of the database (each CASE costs on every row).
+    `parallel`: the finished anchor's query runs in a second thread on its own connection meanwhile."""
+    found: dict[str, list[tuple]] = {}
+    if parallel:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            aside = pool.submit(_in_own_connection, _anchor_rows, "finished", period, units, ctx)
+            for anchor in ("received", "running"):
+                found[anchor] = _anchor_rows(anchor, period, units, ctx)
+            found["finished"] = aside.result()
+    else:
+        found = {anchor: _anchor_rows(anchor, period, units, ctx) for anchor in _DIRECT}
     for anchor, keys in _DIRECT.items():
-        extra = [_sum(NOT_LATE)] if anchor == "finished" else []
-        sums = [_sum(FIGURES[k][1](ctx)) for k in keys] + extra
-        cond = ANCHORS[anchor][0](period)
-        if anchor == "running" and period.hi > ctx.now_text:
-            cond = D.status.in_(RUNNING)  # nothing is received after now: the status index alone serves
-        query = (D.select(D.unit_code, fn.COUNT(SQL("*")), *sums).where(_within(cond, units))
-                 .group_by(D.unit_code).tuples())
-        for unit, count, *values in query:
+        for unit, count, *values in found[anchor]:
             f = per.setdefault(unit, Figures())
             setattr(f, _TOTALS[anchor], count)
             for key, value in zip(keys, values, strict=False):
@@ -445,6 +442,7 @@ def _aggregate(period: Period, units: list[str], ctx: _Ctx, per: dict[str, Figur
             if anchor == "received":
                 f.online_eligible = f.partial_eligible + f.full_eligible
                 f.online = f.partial_online + f.full_online
+                f.documents, f.documents_digitised, f.documents_reused = (int(v or 0) for v in values[-3:])
             elif anchor == "finished":
                 not_late = int(values[-1] or 0)
                 f.on_time, f.late = not_late - f.early, count - not_late
@@ -452,25 +450,18 @@ def _aggregate(period: Period, units: list[str], ctx: _Ctx, per: dict[str, Figur
                 f.rated = f.very_satisfied + f.satisfied + f.not_satisfied
 
 
-def _documents(period: Period, units: list[str]) -> dict[str, dict[str, int]]:
-    """Per unit: documents of the dossiers received in the period, digitised, reused; dossiers whose every
-    document is digitised; dossiers reusing data. From the per-dossier counters the merge keeps
-    (Dossier.doc_total, doc_digitised, doc_reused): one GROUP BY along the received index, no join."""
-    query = (D.select(D.unit_code, fn.SUM(D.doc_total), fn.SUM(D.doc_digitised), fn.SUM(D.doc_reused),
-                      _sum((D.doc_total > 0) & (D.doc_digitised == D.doc_total)), _sum(D.doc_reused > 0))
-             .where(_within(ANCHORS["received"][0](period), units)).group_by(D.unit_code).tuples())
-    out: dict[str, dict[str, int]] = {}
-    for unit, *values in query:
-        out[unit] = dict(zip(("documents", "documents_digitised", "documents_reused", "dossiers_digitised",
-                              "dossiers_reused"), (int(x or 0) for x in values), strict=True))
-    return out
-
-
-def _merge(per: dict[str, Figures], docs: dict[str, dict[str, int]]) -> None:
-    for unit, values in docs.items():
-        f = per.setdefault(unit, Figures())
-        for key, value in values.items():
-            setattr(f, key, value)
+def _anchor_rows(anchor: str, period: Period, units: list[str], ctx: _Ctx) -> list[tuple]:
+    keys = _DIRECT[anchor]
+    extra = [_sum(NOT_LATE)] if anchor == "finished" else []
+    if anchor == "received":  # the documents' figures ride along the same index scan
+        extra = [fn.SUM(D.doc_total), fn.SUM(D.doc_digitised), fn.SUM(D.doc_reused)]
+    sums = [_sum(FIGURES[k][1](ctx)) for k in keys] + extra
+    cond = ANCHORS[anchor][0](period)
+    if anchor == "running" and period.hi > ctx.now_text:
+        cond = D.status.in_(RUNNING)  # nothing is received after now: the status index alone serves
+    query = (D.select(D.unit_code, fn.COUNT(SQL("*")), *sums).where(_within(cond, units))
+             .group_by(D.unit_code).tuples())
+    return list(query)
 
 
 def _in_own_connection(func, *args):

@@ -62,7 +62,11 @@ class SQLStorage(HubStorage):
         from node.indicators import index_sql
 
         with self.db.atomic():  # a hub made by an older version gets the newer tables and columns too
-            upgrade_schema(self.db, ALL_MODELS)
+            added = upgrade_schema(self.db, ALL_MODELS)
+            if "dossier.doc_total" in added:  # counters new to this hub: count the dossiers it holds
+                from node.sync.dossier_merge import recount_all
+
+                recount_all()
             for sql in index_sql():  # the indicator pages' covering indexes: the hub's read side only
                 self.db.execute_sql(sql)
 

@@ -348,6 +348,12 @@ def recount_documents(state: Any) -> None:
     state.documents.clear()
 
 
+def recount_all() -> None:
+    """Count the documents of every dossier held (a database from before the counters existed)."""
+    ids = [i for (i,) in Dossier.select(Dossier.id).tuples()]
+    _recount(ids)
+
+
 def _recount(ids: list[str]) -> None:
     """One UPDATE with correlated counts per 500 dossiers: nothing is read back (a pipeline keeps going)."""
     DD = DossierDocument

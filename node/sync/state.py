@@ -64,9 +64,11 @@ def convert_calendar_days(db: pw.Database) -> int:
     The rows keep their old key as id (the entity id of the changes that wrote them), in the base layer.
     No-op when the table is missing or already converted; SQLite and PostgreSQL alike.
     """
-    if not db.table_exists("calendar_day") or "id" in {c.name for c in db.get_columns("calendar_day")}:
+    columns = {c.name for c in db.get_columns("calendar_day")} if db.table_exists("calendar_day") else {"id"}
+    if "id" in columns:
         return 0
-    rows = db.execute_sql("SELECT day, kind, name, version FROM calendar_day").fetchall()
+    version = "version" if "version" in columns else "''"  # before versions (a node from before version 4)
+    rows = db.execute_sql(f"SELECT day, kind, name, {version} FROM calendar_day").fetchall()
     db.execute_sql("DROP TABLE calendar_day")
     db.create_tables([CalendarDay])
     for day, kind, name, version in rows:
@@ -322,22 +324,42 @@ SYNCED_MODELS = [NodeRecord, Procedure, CalendarDay, User, Dossier, DossierDocum
 
 def upgrade_schema(db: pw.Database, models: list[type[pw.Model]]) -> list[str]:
     """Create missing tables and indexes, and add columns a newer version declares to existing tables
-    (with their defaults), on SQLite or PostgreSQL. Returns "table.column" of every column added."""
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+    (with their defaults), on SQLite or PostgreSQL. Returns "table.column" of every column added.
 
+    A column is added with one `ALTER TABLE ... ADD COLUMN ... DEFAULT`, which both databases do in place
+    (peewee's SQLite migrator would rebuild the table to add NOT NULL, which is slow and, next to the
+    full-text index, not safe)."""
     db.execute_sql("DROP INDEX IF EXISTS dossier_code")  # unique before version 4; recreated below as plain
     convert_calendar_days(db)  # keyed by day before per-unit calendars (a primary key cannot be added)
-    db.create_tables(models, safe=True)
-    migrator = PostgresqlMigrator(db) if isinstance(db, pw.PostgresqlDatabase) else SqliteMigrator(db)
-    added, operations = [], []
+    tables = set(db.get_tables())
+    db.create_tables([m for m in models if m._meta.table_name not in tables], safe=True)
+    added = []
     for model in models:
         table = model._meta.table_name
+        if table not in tables:
+            continue
         have = {c.name for c in db.get_columns(table)}
-        for f in model._meta.fields.values():
-            if f.column_name not in have:
-                operations.append(migrator.add_column(table, f.column_name, f))
-                added.append(f"{table}.{f.column_name}")
-    if operations:
-        migrate(*operations)
-    db.create_tables(models, safe=True)  # indexes on the added columns
+        new = [f for f in model._meta.fields.values() if f.column_name not in have]
+        for f in new:
+            db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN {_column_ddl(db, f)}')
+            added.append(f"{table}.{f.column_name}")
+        names = {f.column_name for f in new}
+        for index in model._meta.fields_to_index():
+            # Only now that the columns exist: SQLite would take an unknown quoted name for a text literal
+            # and index that. An index made so by an earlier version is made again.
+            if names & {getattr(e, "column_name", None) for e in index._expressions}:
+                db.execute_sql(f'DROP INDEX IF EXISTS "{index._name}"')
+        model._schema.create_indexes(safe=True)
     return added
+
+
+def _column_ddl(db: pw.Database, f: pw.Field) -> str:
+    ctx = db.get_sql_context()
+    kind = ctx.sql(f.ddl_datatype(ctx)).query()[0]
+    default = f.default() if callable(f.default) else f.default
+    if default is None:
+        if not f.null:
+            raise ValueError(f"{f.model._meta.table_name}.{f.column_name}: a column added later needs a default")
+        return f'"{f.column_name}" {kind}'
+    literal = str(int(default)) if isinstance(default, (bool, int)) else "'" + str(default).replace("'", "''") + "'"
+    return f'"{f.column_name}" {kind} NOT NULL DEFAULT {literal}'
