@@ -10,6 +10,7 @@ from hubtest import (  # noqa: F401  (fixtures are imported by name; see hubtest
     PASSWORD, api, hub, hub_app, hub_db_url, hub_dir, prepared, session,
 )
 
+from central.models import ChangeScope
 from node.sync.log import Change
 from node.sync.state import CalendarDay, Procedure
 
@@ -70,7 +71,7 @@ def test_publish_a_version(admin, hub):
     assert (row.effective_from, row.time_value) == ("2026-03-09", 5)
     page = admin.get(f"/catalogue/{MARITAL}").text
     assert "Chờ áp dụng" in page and "Đang áp dụng" in page
-    scope = hub.storage.db.execute_sql("SELECT scope FROM change_scope WHERE change_id = ?", (change.id,)).fetchone()
+    scope = ChangeScope.select(ChangeScope.scope).where(ChangeScope.change_id == change.id).tuples().first()
     assert scope[0] == "*"
 
 

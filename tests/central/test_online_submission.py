@@ -77,7 +77,9 @@ def body(client, **over) -> dict:
             "birth_date": "2005-04-12", "gender": "female", "address": "Xóm Chè, xã Tân Cương",
             "phone": "0987 654 321", "email": "huong@example.vn", "matter": "", "challenge_token": token,
             "challenge_answer": answer, "website": ""}
-    files = over.pop("files", [(io.BytesIO(PDF), "giay-chung-sinh.pdf"), (io.BytesIO(PNG), "cccd-me.png")])
+    files = over.pop("files", [(PDF, "giay-chung-sinh.pdf"), (PNG, "cccd-me.png")])
+    # Fresh streams for every request: a parametrized case runs once per backend, and werkzeug closes them.
+    files = [(io.BytesIO(f) if isinstance(f, bytes) else f, name) for f, name in files]
     data.update(over)
     data["scans"] = files
     return data
@@ -203,13 +205,13 @@ BAD = [
     ("phone", {"phone": "12ab"}, 400, "Số điện thoại gồm 9–15 chữ số."),
     ("email", {"email": "not-an-email"}, 400, "Địa chỉ email không hợp lệ."),
     ("birth_future", {"birth_date": "2030-01-01"}, 400, "không sau hôm nay"),
-    ("fake_pdf", {"files": [(io.BytesIO(b"just some text, not a PDF"), "giay-to.pdf")]}, 400,
+    ("fake_pdf", {"files": [(b"just some text, not a PDF", "giay-to.pdf")]}, 400,
      "không phải PDF, JPEG hoặc PNG"),
-    ("exe", {"files": [(io.BytesIO(b"MZ\x90\x00"), "virus.exe")]}, 400, "không phải PDF, JPEG hoặc PNG"),
-    ("pdf_named_png", {"files": [(io.BytesIO(PDF), "anh.png")]}, 400, "không phải PDF, JPEG hoặc PNG"),
+    ("exe", {"files": [(b"MZ\x90\x00", "virus.exe")]}, 400, "không phải PDF, JPEG hoặc PNG"),
+    ("pdf_named_png", {"files": [(PDF, "anh.png")]}, 400, "không phải PDF, JPEG hoặc PNG"),
     ("no_file", {"files": []}, 400, "Vui lòng đính kèm"),
-    ("too_large", {"files": [(io.BytesIO(b"%PDF-" + b"0" * (10 * 1024 * 1024)), "lon.pdf")]}, 413, "quá lớn"),
-    ("too_many", {"files": [(io.BytesIO(PDF), f"t{i}.pdf") for i in range(11)]}, 400, "Tối đa 10 tệp"),
+    ("too_large", {"files": [(b"%PDF-" + b"0" * (10 * 1024 * 1024), "lon.pdf")]}, 413, "quá lớn"),
+    ("too_many", {"files": [(PDF, f"t{i}.pdf") for i in range(11)]}, 400, "Tối đa 10 tệp"),
     ("no_answer", {"challenge_answer": ""}, 400, "Vui lòng trả lời câu hỏi kiểm tra."),
     ("wrong_answer", {"challenge_answer": "99"}, 400, "Câu trả lời kiểm tra chưa đúng."),
     ("forged_token", {"challenge_token": "9999999999.abcd.0000"}, 400, "Câu trả lời kiểm tra chưa đúng."),
