@@ -523,3 +523,33 @@ def test_tombstones_are_purged_at_the_hub_once_every_node_has_pulled_past_them(_
             assert Tombstone.select().count() == 1 and Attachment.select().count() == 0
         finally:
             world.close()
+
+
+def test_a_duplicate_between_two_communes_is_flagged_on_both(_template_node):
+    """Neither commune holds the other's dossier: the hub, which holds both, tells each with a signed flag."""
+    with tempfile.TemporaryDirectory() as tmp:
+        world = World(Path(tmp), _template_node, FakeNow())
+        try:
+            world.receive(world.a, 0, 0)
+            world.receive(world.b, 0, 0)  # the same person and procedure, at the other commune
+            world.heal()
+            check(world)
+            ids = {}
+            for r in (world.a, world.b, world.laptop):
+                r.use()
+                flags = list(DuplicateFlag.select())
+                assert len(flags) == 1 and flags[0].unit_code == ",".join(sorted((UA, UB))), r.name
+                ids[r.name] = flags[0].id
+            world.hub.use()
+            assert [f.id for f in DuplicateFlag.select()] == [ids["commune A"]] == [ids["commune B"]]
+            # A review at commune B reaches the hub and B's laptop (commune A keeps its own review to make).
+            node = world.b.use()
+            entity, entity_id, op, payload = conflicts.review(ids["commune B"], "distinct", "Hai người khác nhau")
+            with store.transaction(node):
+                store.write(node, entity, entity_id, op, payload, "leader")
+            world.heal()
+            for holder in (world.hub, world.b, world.laptop):
+                holder.use()
+                assert DuplicateFlag.get().decision == "distinct"
+        finally:
+            world.close()

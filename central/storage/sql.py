@@ -18,7 +18,7 @@ from node.sync import encoding, hlc, ingest, log, merge, protocol
 from node.sync.errors import ChangeNotApplicable
 from node.sync.log import Change
 from node.sync.protocol import digest_of
-from node.sync.state import (SYNCED_MODELS, Attachment, Dossier, NodeRecord, Tombstone, database,
+from node.sync.state import (SYNCED_MODELS, Attachment, Dossier, DuplicateFlag, NodeRecord, Tombstone, database,
                              upgrade_schema)
 from node.timeutil import to_text
 
@@ -108,6 +108,7 @@ class SQLStorage(HubStorage):
                 outcome = ingest.ingest(changes, key_for=self.key_for, apply=applier, sign_check="last",
                                         gaps_allowed=False)
                 self._scope(outcome.stored_changes, applier.scopes)
+                self._announce_duplicates(outcome.stored_changes)
                 seq, last_hash = log.last_of(node_id)
                 self._upsert_status(node_id, {"acked_seq": seq, "last_hash": last_hash, "last_seen": to_text(now)})
                 origins: dict[str, int] = {}
@@ -144,6 +145,24 @@ class SQLStorage(HubStorage):
                                  f"its scope ({', '.join(sorted(theirs)) or 'none'}) does not include "
                                  f"{pusher.get('unit_code') or 'the relaying unit'}", code="relay_not_allowed")
         return mine & theirs
+
+    def _announce_duplicates(self, changes: list[dict[str, Any]]) -> None:
+        """Possible duplicates between two communes, found as this push's dossiers merged: neither commune
+        holds the other's dossier, so the hub tells each of them with a signed `duplicate.flag`."""
+        created = [c["entity_id"] for c in changes if c["entity"] == "dossier" and c["op"] == "create"]
+        if not created or self.signer is None:
+            return
+        flags = []
+        for i in range(0, len(created), 500):
+            part = created[i:i + 500]
+            flags += list(DuplicateFlag.select().where(
+                (DuplicateFlag.unit_code.contains(",")) & (DuplicateFlag.dossier_a.in_(part)
+                                                           | DuplicateFlag.dossier_b.in_(part))))
+        for flag in {f.id: f for f in flags}.values():
+            for unit in flag.unit_code.split(","):
+                self.write_change("duplicate", flag.id, "flag", {
+                    "dossier_a": flag.dossier_a, "dossier_b": flag.dossier_b, "unit_code": flag.unit_code,
+                    "procedure_code": flag.procedure_code, "unit": unit}, author="hub")
 
     def _observe(self, changes: list[dict[str, Any]]) -> None:
         if not changes or self.signer is None:

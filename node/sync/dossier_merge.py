@@ -417,6 +417,21 @@ def refresh_resolution(conflict_id: str) -> None:
         Conflict.update(resolved=resolved, resolution=latest).where(Conflict.id == conflict_id).execute()
 
 
+def announced(change: dict[str, Any]) -> bool:
+    """duplicate.flag: the hub tells a commune of a possible duplicate received by another commune, whose
+    dossier this node does not hold; the flag is the same row the hub (and a laptop of both) derive."""
+    p = change["payload"]
+    a, b = sorted((str(p.get("dossier_a", "")), str(p.get("dossier_b", ""))))
+    if not a or not b or change["entity_id"] != f"{a}|{b}":
+        raise merge.ChangeNotApplicable("duplicate.flag: the flag does not name its two dossiers",
+                                        change_ref=change.get("hash"))
+    merge.insert(DuplicateFlag, {"id": change["entity_id"], "dossier_a": a, "dossier_b": b,
+                                 "unit_code": str(p.get("unit_code", "")),
+                                 "procedure_code": str(p.get("procedure_code", ""))})
+    refresh_review(change["entity_id"])
+    return True
+
+
 def review(change: dict[str, Any]) -> bool:
     """duplicate.review: record a person's review of a possible duplicate."""
     payload = change["payload"]

@@ -59,7 +59,7 @@ OPS = {
     "attachment": {"create", "delete"},
     "node": {"put"},
     "conflict": {"resolve"},
-    "duplicate": {"review"},
+    "duplicate": {"review", "flag"},
 }
 KEYED_PUTS = {"calendar_day": "id", "node": "node_id"}  # put = upsert on this key (else insert once)
 
@@ -401,7 +401,7 @@ def apply(change: dict[str, Any]) -> bool:
     if entity == "conflict":
         return dossier_merge.resolve(change)
     if entity == "duplicate":
-        return dossier_merge.review(change)
+        return (dossier_merge.announced if op == "flag" else dossier_merge.review)(change)
     if op == "create":
         row = _clean(model, payload.get("fields", {}))
         row["id"] = change["entity_id"]

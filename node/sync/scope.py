@@ -9,6 +9,7 @@ which nodes receive a change) and a commune node relaying its laptops (node/rela
     document / attachment                                       -> the unit of the dossier they belong to
     conflict resolve / duplicate review, attachment delete      -> the unit of the payload's dossier
                                                                    (a duplicate of two communes: the first)
+    duplicate flag (the hub telling each of two communes)       -> the payload's unit
     anything else, an unknown dossier, a node's own catalogue   -> the originating node's unit_code
 
 Works before or after the batch is applied: dossiers, documents and users created earlier in the same
@@ -110,6 +111,13 @@ def scopes_for(changes: Iterable[dict[str, Any]], hub_node_id: str, *, strict: b
             dossier_id = fields.get("dossier_id") if isinstance(fields.get("dossier_id"), str) else \
                 doc_dossier.get(c["entity_id"])
             scope = dossier_unit.get(dossier_id or "")
+        elif entity == "duplicate" and op == "flag":  # the hub's word to one of the two communes
+            scope = (c.get("payload") or {}).get("unit")
+        elif entity == "duplicate" and "," in str((c.get("payload") or {}).get("unit") or ""):
+            # A review of a flag between two communes: the reviewer's own commune (it may not write the other's).
+            units = str(c["payload"]["unit"]).split(",")
+            mine = origin_unit.get(c["node_id"])
+            scope = mine if mine in units else units[0]
         elif isinstance(_about(c), str):
             scope = dossier_unit.get(_about(c))
         if (not isinstance(scope, str) or not scope) and entity in ("dossier", "conflict", "duplicate", "attachment"):
