@@ -43,7 +43,8 @@ UNIT_A, UNIT_B = "000.00.19.H55", "000.00.19.H56"
 NAMES = {UNIT_A: "UBND xã Tân Cương", UNIT_B: "UBND xã Phúc Xuân"}
 BIG_DOSSIERS, BIG_FILES, FILE_SIZE = 400, 3, 300_000  # 2,000 changes and three scans
 AGREES = "state digest agrees with the hub"  # what `motcua node sync` prints when digests agree
-SCRUBBED_ENV = ("MOTCUA_HUB_URL", "MOTCUA_DATA", "MOTCUA_HUB_DATA", "MOTCUA_HUB_DATABASE_URL", "MOTCUA_HUB_DATA_DIR")
+SCRUBBED_ENV = ("MOTCUA_HUB_URL", "MOTCUA_DATA", "MOTCUA_HUB_DATA", "MOTCUA_HUB_DATABASE_URL", "MOTCUA_HUB_DATA_DIR",
+                "MOTCUA_LAN_URL", "MOTCUA_LAN_RELAY")
 
 
 def child_env(**extra: str) -> dict[str, str]:
