@@ -17,6 +17,7 @@ from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from node.indicators import shared_templates
 from node.sync import protocol
 from node.sync.errors import SyncError
 
@@ -87,6 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(indicator_views.bp)
+    shared_templates(app)  # the indicator charts, one copy for hub and node
     app.register_blueprint(review_views.bp)
     from . import catalogue_views; app.register_blueprint(catalogue_views.bp)  # noqa: E702
     public_views.register(app)  # /nop-ho-so, /tra-cuu-ho-so: online submission and status, no login

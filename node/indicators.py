@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import operator
 import re
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -46,6 +47,18 @@ from .timeutil import to_text
 RUNNING = (wf.ACCEPTED, wf.PROCESSING, wf.SUPPLEMENT, wf.PAYMENT)  # in progress
 CLOCK_RUNNING = (wf.ACCEPTED, wf.PROCESSING, wf.PAYMENT)  # may be overdue (5 = paused for a supplement)
 RESULTS = (wf.READY, wf.RETURNED)
+# Templates both the hub's and a commune's indicator pages include (charts, their style): one copy, added
+# to each app's template search path by `shared_templates(app)`.
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def shared_templates(app) -> None:
+    """Let a Flask app find the indicator templates shared by hub and node."""
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(TEMPLATES))])
+
+
 REUSED = ("reused_document", "reused_result")
 MAX_DAYS = 3700  # about ten years: a longer period is refused
 POINTS = {"publicity": 18, "on_time": 20, "online": 12, "payment": 10, "satisfaction": 18, "digitisation": 22}

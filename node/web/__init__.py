@@ -63,11 +63,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.jinja_env.filters["money"] = lambda v: f"{int(v or 0):,}".replace(",", ".") + " đ"
 
+    from ..indicators import shared_templates
     from . import auth, errors, views
 
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
+    shared_templates(app)  # the indicator charts, one copy for hub and node
     for name in ("printing", "admin", "api", "sync_views", "review_views", "relay_views", "indicator_views"):
         try:
             module = __import__(f"node.web.{name}", fromlist=["bp"])

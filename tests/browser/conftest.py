@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import struct
 import threading
+from contextlib import contextmanager
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,30 +66,40 @@ class LiveNode:
         return self.app.extensions["motcua_node"]
 
 
+@contextmanager
+def serve(app, name: str = "waitress-browser-test"):
+    """`app` served by waitress on 127.0.0.1 in a daemon thread (yields its URL); stopped from inside its loop."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.2)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        def stop() -> None:  # runs inside the server's loop: closing sockets from outside races its select()
+            for channel in list(server._map.values()):
+                if channel is not server and channel is not server.trigger:
+                    channel.handle_close()
+            server.close()
+
+        server.trigger.pull_trigger(stop)
+        thread.join(timeout=5)
+        server.task_dispatcher.shutdown(timeout=5)
+        assert not thread.is_alive(), "the test server did not stop"
+
+
 @pytest.fixture
 def live_node(node_dir, clock):
     """The node web app (CSRF on, as in production) served by waitress in a daemon thread."""
-    from waitress.server import create_server
-
     from node.web import create_app
 
     app = create_app({"DATA_DIR": str(node_dir), "WTF_CSRF_ENABLED": True, "NOW": clock})
-    server = create_server(app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.2)
-    thread = threading.Thread(target=server.run, name="waitress-browser-test", daemon=True)
-    thread.start()
-    yield LiveNode(url=f"http://127.0.0.1:{server.effective_port}", app=app, node_dir=node_dir)
-
-    def stop() -> None:  # runs inside the server's loop: closing sockets from outside races its select()
-        for channel in list(server._map.values()):
-            if channel is not server and channel is not server.trigger:
-                channel.handle_close()
-        server.close()
-
-    server.trigger.pull_trigger(stop)
-    thread.join(timeout=5)
-    server.task_dispatcher.shutdown(timeout=5)
-    assert not thread.is_alive(), "the test server did not stop"
-    app.extensions["motcua_node"].close()
+    try:
+        with serve(app) as url:
+            yield LiveNode(url=url, app=app, node_dir=node_dir)
+    finally:
+        app.extensions["motcua_node"].close()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
@@ -22,7 +20,7 @@ from node.sync import hlc, log
 from node.sync.state import Conflict, Dossier, NodeRecord, User
 from node.users import Officer
 
-from .conftest import CHROMIUM_ARGS, VIEWPORT, log_in  # noqa: F401  (CHROMIUM_ARGS documents the launch)
+from .conftest import CHROMIUM_ARGS, VIEWPORT, log_in, serve  # noqa: F401  (CHROMIUM_ARGS documents the launch)
 
 HERE, THERE = "0911111111", "0922222222"
 LAPTOP_NAME = "Máy xách tay tổ lưu động"
@@ -110,29 +108,6 @@ def test_reception_edits_details_with_errors_shown_in_vietnamese(page, live_node
 
 
 # ---------------------------------------------------------------- on the hub
-
-@contextmanager
-def serve(app):
-    """The app served by waitress on 127.0.0.1 in a daemon thread; stopped from inside its loop."""
-    from waitress.server import create_server
-
-    server = create_server(app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.2)
-    thread = threading.Thread(target=server.run, name="waitress-hub-browser-test", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        def stop() -> None:
-            for channel in list(server._map.values()):
-                if channel is not server and channel is not server.trigger:
-                    channel.handle_close()
-            server.close()
-
-        server.trigger.pull_trigger(stop)
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=5)
-        assert not thread.is_alive(), "the test server did not stop"
-
 
 @pytest.fixture
 def hub_with_conflict(tmp_path, node_dir, clock):

@@ -78,7 +78,8 @@ def hub_with_march(tmp_path, node_dir, clock):
     from node.instance import Node
     from node.sync import log
 
-    from .test_conflict_browser import HUB_PASSWORD, serve
+    from .conftest import serve
+    from .test_conflict_browser import HUB_PASSWORD
 
     node = Node(node_dir, now=clock)
     try:

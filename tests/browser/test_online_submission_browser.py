@@ -9,8 +9,6 @@ reads the dossier code off the receipt; the status page shows "Mới đăng ký"
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
@@ -18,33 +16,10 @@ from playwright.sync_api import expect
 from central.public_views import WORDS_VI
 from central.storage.testing import UNIT_A, UNIT_B, NodeWriter
 
-from .conftest import SCREENSHOTS, VIEWPORT
+from .conftest import SCREENSHOTS, VIEWPORT, serve
 
 HUB_PASSWORD = "mat-khau-hub-2026"
 PDF = b"%PDF-1.4\n" + b"0123456789abcdef" * 4096
-
-
-@contextmanager
-def serve(app):
-    """The app served by waitress on 127.0.0.1 in a daemon thread; stopped from inside its loop."""
-    from waitress.server import create_server
-
-    server = create_server(app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.2)
-    thread = threading.Thread(target=server.run, name="waitress-hub-public-test", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        def stop() -> None:
-            for channel in list(server._map.values()):
-                if channel is not server and channel is not server.trigger:
-                    channel.handle_close()
-            server.close()
-
-        server.trigger.pull_trigger(stop)
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=5)
-        assert not thread.is_alive(), "the test server did not stop"
 
 
 @pytest.fixture
