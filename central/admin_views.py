@@ -3,6 +3,7 @@
     GET  /admin/users                      hub users with their roles and state, and the form to add one
     POST /admin/users                      add a user (argon2id password); bad input: 422, nothing written
     POST /admin/users/<username>/active    lock (active=0) or unlock (active=1) a user's login
+    POST /admin/users/<username>/agency    tie a specialist or leader to the agency they act for
     GET  /audit?unit=&node=&author=&q=&entity=&from=&to=&page=
                                            who did what, from the change log, newest first, 50 a page
 
@@ -24,6 +25,7 @@ from node.sync.log import Change
 from node.sync.merge import MODELS
 from node.sync.state import Dossier, NodeRecord, User
 from node.timeutil import VN, display
+from node.workflow import AGENCIES
 
 from . import hubauth
 from .i18n import gettext as _
@@ -45,7 +47,8 @@ def hub():
 
 def _users_page(errors: dict[str, str] | None = None, form: dict[str, Any] | None = None, status: int = 200):
     return render_template("admin/users.html", users=hubauth.users(), roles=hubauth.ROLES, errors=errors or {},
-                           form=form or {"username": "", "full_name": "", "roles": []}), status
+                           agencies=AGENCIES,
+                           form=form or {"username": "", "full_name": "", "roles": [], "agency": ""}), status
 
 
 @bp.get("/admin/users")
@@ -58,10 +61,10 @@ def users():
 @admin_required
 def add_user():
     form = {"username": request.form.get("username", ""), "full_name": request.form.get("full_name", ""),
-            "roles": request.form.getlist("roles")}
+            "roles": request.form.getlist("roles"), "agency": request.form.get("agency", "")}
     try:
         hubauth.add_user(hub().storage, form["username"], form["full_name"], form["roles"],
-                         request.form.get("password", ""))
+                         request.form.get("password", ""), form["agency"])
     except hubauth.UserInvalid as exc:
         flash(_(exc.message), "error")
         return _users_page({k: _(v) for k, v in exc.fields.items()}, form, 422)
@@ -86,6 +89,22 @@ def set_active(username: str):
         return _users_page(status=404)
     flash(_("Đã mở khóa {user}.", user=username) if wanted == "1" else _("Đã khóa {user}.", user=username),
           "success")
+    return redirect(url_for("admin.users"), 303)
+
+
+@bp.post("/admin/users/<username>/agency")
+@admin_required
+def set_agency(username: str):
+    if "agency" not in request.form:
+        flash(_("Yêu cầu không hợp lệ."), "error")
+        return _users_page(status=400)
+    try:
+        user = hubauth.set_agency(hub().storage, username, request.form["agency"])
+    except hubauth.UserInvalid as exc:
+        missing = "username" in exc.fields
+        flash(" ".join([_(exc.message)] + [_(v) for k, v in exc.fields.items() if k != "username"]), "error")
+        return _users_page(status=404 if missing else 422)
+    flash(_("Đã lưu cơ quan của {user}.", user=user["username"]), "success")
     return redirect(url_for("admin.users"), 303)
 
 

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_PER_HOUR": 5,
     "PUBLIC_PER_DAY": 20,
     "PUBLIC_CHALLENGE_SECONDS": 1800,
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front of the hub whose X-Forwarded-For is believed (ProxyFix)
 }
 HELP = {
     "DATA_DIR": "Data folder of the hub (key, hub.json, database, files).",
@@ -56,7 +57,11 @@ HELP = {
     "PUBLIC_PER_HOUR": "Online submissions accepted from one client address per hour (then 429).",
     "PUBLIC_PER_DAY": "Online submissions accepted from one client address per day (then 429).",
     "PUBLIC_CHALLENGE_SECONDS": "Online submission: seconds the anti-robot question stays valid.",
+    "TRUSTED_PROXIES": "Reverse proxies in front of the hub (0-5): with N > 0 the client address (the online "
+                       "submission rate limit's) is the N-th from the right of X-Forwarded-For; with 0, the "
+                       "default, that header is ignored.",
 }
+MAX_TRUSTED_PROXIES = 5
 csrf = CSRFProtect()
 log = logging.getLogger("motcua.hub")
 
@@ -70,6 +75,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if env is not None and key not in ("NOW", "NOW_MS"):
             app.config[key] = int(env) if isinstance(default, int) and env.isdigit() else env
     app.config.from_mapping(config or {})
+    _trust_proxies(app)
     path = Path(app.config["DATA_DIR"] or os.environ.get(DATA_ENV) or "hub")
     hub = Hub(path, database_url=app.config["DATABASE_URL"], now=app.config["NOW"], now_ms=app.config["NOW_MS"])
     app.extensions["motcua_hub"] = hub
@@ -98,6 +104,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(transfer_views.bp)
     _errors(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind N reverse proxies (TRUSTED_PROXIES), take the client address from the N-th value from the
+    right of X-Forwarded-For, which those proxies set (werkzeug's ProxyFix); never trust it by default, as a
+    client may send any header."""
+    value = app.config["TRUSTED_PROXIES"]
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) > MAX_TRUSTED_PROXIES:
+        raise HubError(f"MOTCUA_HUB_TRUSTED_PROXIES must be a whole number from 0 to {MAX_TRUSTED_PROXIES} "
+                       f"(the reverse proxies in front of the hub), not {text!r}", code="bad_config")
+    count = int(text)
+    app.config["TRUSTED_PROXIES"] = count
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=0, x_host=0,  # type: ignore[method-assign]
+                                x_port=0, x_prefix=0)
 
 
 def _render(status: int, code: str, message: str, change: dict | None = None, headers: dict | None = None):

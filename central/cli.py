@@ -198,20 +198,29 @@ def hub_submit(data, unit, procedure, applicant_name, id_number, birth_date, add
 @click.option("--full-name", required=True, help="The user's full name.")
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(["admin", "specialist", "leader"]),
               help="Role: admin (hub administrator), specialist or leader of a district/province agency; repeatable.")
+@click.option("--agency", default="",
+              help="The agency a specialist or leader acts for: district, province, police or social_insurance "
+                   "(required for them unless they are also admin; an admin without one acts for every agency).")
 @click.option("--password", default=None, help="Password, at least 8 characters (asked if not given).")
-def hub_add_user(data, username, full_name, roles, password) -> None:
-    """Add a hub user with one or more roles (argon2id password)."""
-    from .hubauth import UserInvalid, add_user
+def hub_add_user(data, username, full_name, roles, agency, password) -> None:
+    """Add a hub user with one or more roles (argon2id password) and, for an agency's user, the agency."""
+    from node.workflow import AGENCIES
 
+    from .hubauth import UserInvalid, add_user, check_agency
+
+    bad = check_agency(list(roles), agency.strip())  # before asking for a password
+    if bad:
+        _fail(f"{bad['agency']} (agency: {', '.join(AGENCIES)})")
     password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
     hub = _open(data)
     try:
-        user = add_user(hub.storage, username, full_name, list(roles), password)
+        user = add_user(hub.storage, username, full_name, list(roles), password, agency)
     except UserInvalid as exc:
         _fail(exc.message + " " + " ".join(exc.fields.values()))
     finally:
         hub.close()
-    click.echo(f"user {user['username']} added with roles {user['roles']}")
+    click.echo(f"user {user['username']} added with roles {user['roles']}"
+               + (f", agency {user['agency']}" if user.get("agency") else ""))
 
 
 def register(main: click.Group) -> None:

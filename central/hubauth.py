@@ -4,7 +4,15 @@
     specialist   a specialist of a district/province agency: processes transferred (interconnected) dossiers
     leader       a leader of such an agency: the same, and the agency's decisions
 
-A user holds one or more roles (comma-separated in HubUser.roles). A deactivated user keeps the row (the
+A user holds one or more roles (comma-separated in HubUser.roles). A specialist or leader belongs to one
+agency (HubUser.agency, a code of `node.workflow.AGENCIES`: district, province, police, social_insurance)
+and sees and acts only on the dossiers sent to it (`visible_agencies`, `acting_agencies`). An administrator
+needs no agency: they see every agency's dossiers and, when they also hold specialist or leader without an
+agency, act for every agency (a hub-wide administrator; the behaviour of every user before agencies were
+tied to users). A specialist or leader without an agency who is not an administrator (an upgraded hub's
+older user) sees and does nothing at the agencies until an administrator sets the agency on *Người dùng*.
+
+A deactivated user keeps the row (the
 audit trail names them) with its password hash locked by a leading "!", the classic way of locking an
 account: no password verifies against it, and `load_user` drops a session of a locked user.
 Passwords are argon2id (central/instance.py), as on the nodes.
@@ -13,6 +21,8 @@ Passwords are argon2id (central/instance.py), as on the nodes.
 from __future__ import annotations
 
 from typing import Any
+
+from node.workflow import AGENCIES
 
 from .errors import HubError
 from .instance import hash_password
@@ -23,6 +33,7 @@ ROLES: dict[str, tuple[str, str]] = {
     "specialist": ("Chuyên viên cấp huyện/tỉnh", "District/province specialist"),
     "leader": ("Lãnh đạo cấp huyện/tỉnh", "District/province leader"),
 }
+ACTORS = ("specialist", "leader")  # the roles that act for an agency
 LOCK = "!"
 MIN_PASSWORD = 8
 
@@ -54,7 +65,53 @@ def clean_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
-def check_fields(username: str, full_name: str, roles: list[str], password: str | None) -> dict[str, str]:
+def agency_of(user: dict[str, Any] | None) -> str:
+    """The agency code a hub user acts for ("" for none)."""
+    return (user or {}).get("agency") or ""
+
+
+def visible_agencies(user: dict[str, Any] | None) -> tuple[str, ...] | None:
+    """The agencies whose dossiers the user may see: None for every agency (an administrator, a hub-wide
+    actor), one agency for its specialist or leader, none otherwise."""
+    roles = roles_of(user)
+    if "admin" in roles:
+        return None
+    agency = agency_of(user)
+    return (agency,) if roles.intersection(ACTORS) and agency in AGENCIES else ()
+
+
+def acting_agencies(user: dict[str, Any] | None) -> tuple[str, ...] | None:
+    """The agencies the user may act for (receive, return results): None for every agency (an
+    administrator who is also a specialist or leader and has no agency), one agency for a specialist or
+    leader of that agency, none for anyone else."""
+    roles = roles_of(user)
+    if not roles.intersection(ACTORS):
+        return ()
+    agency = agency_of(user)
+    if agency:
+        return (agency,) if agency in AGENCIES else ()
+    return None if "admin" in roles else ()
+
+
+def agency_label(code: str, lang: str = "vi") -> str:
+    names = AGENCIES.get(code)
+    return (names[1] if lang == "en" else names[0]) if names else ""
+
+
+def check_agency(roles: list[str], agency: str) -> dict[str, str]:
+    """Errors of a user's agency for these roles (empty when valid)."""
+    if agency and agency not in AGENCIES:
+        return {"agency": "Không có cơ quan này; chọn một cơ quan trong danh sách."}
+    actor = bool(set(roles).intersection(ACTORS))
+    if agency and not actor:
+        return {"agency": "Chỉ chuyên viên hoặc lãnh đạo mới thuộc một cơ quan."}
+    if actor and not agency and "admin" not in roles:
+        return {"agency": "Chuyên viên, lãnh đạo phải thuộc một cơ quan (trừ quản trị trung tâm)."}
+    return {}
+
+
+def check_fields(username: str, full_name: str, roles: list[str], password: str | None,
+                 agency: str = "") -> dict[str, str]:
     """Errors of a new user's values, by field (empty when valid). `password` None: not being set."""
     errors: dict[str, str] = {}
     if not username or len(username) > 40 or not username.replace(".", "").replace("_", "").isalnum():
@@ -65,20 +122,47 @@ def check_fields(username: str, full_name: str, roles: list[str], password: str 
         errors["roles"] = "Chọn ít nhất một vai trò hợp lệ."
     if password is not None and not MIN_PASSWORD <= len(password) <= 200:
         errors["password"] = f"Mật khẩu từ {MIN_PASSWORD} đến 200 ký tự."
+    if "roles" not in errors:
+        errors.update(check_agency(roles, agency))
     return errors
 
 
-def add_user(storage, username: str, full_name: str, roles: list[str], password: str) -> dict[str, Any]:
-    """Create a hub user; raises UserInvalid (nothing written) on bad values or an existing username."""
+def add_user(storage, username: str, full_name: str, roles: list[str], password: str,
+             agency: str = "") -> dict[str, Any]:
+    """Create a hub user (a specialist or leader with the agency they act for); raises UserInvalid
+    (nothing written) on bad values, an unknown agency or an existing username."""
     username = clean_username(username)
+    agency = (agency or "").strip()
     roles = sorted(set(roles), key=list(ROLES).index) if all(r in ROLES for r in roles) else roles
-    errors = check_fields(username, full_name, roles, password)
+    errors = check_fields(username, full_name, roles, password, agency)
     if not errors and storage.user(username) is not None:
         errors["username"] = "Tên đăng nhập này đã có."
     if errors:
         raise UserInvalid("Thông tin người dùng chưa hợp lệ.", errors)
-    storage.add_user(username, full_name.strip(), hash_password(password), ",".join(roles))
+    pw_hash = hash_password(password)  # slow on purpose: outside the write lock
+    with storage.transaction():  # the row and its agency together, or nothing
+        if storage.user(username) is not None:  # added meanwhile by another process: never overwritten
+            raise UserInvalid("Thông tin người dùng chưa hợp lệ.", {"username": "Tên đăng nhập này đã có."})
+        storage.add_user(username, full_name.strip(), pw_hash, ",".join(roles))
+        if agency:
+            HubUser.update(agency=agency).where(HubUser.username == username).execute()
     return storage.user(username)
+
+
+def set_agency(storage, username: str, agency: str) -> dict[str, Any]:
+    """Tie a user to an agency ("" to untie an administrator); raises UserInvalid (nothing written) when
+    there is no such user or the agency is unknown or does not fit the user's roles."""
+    user = storage.user(clean_username(username))
+    if user is None:
+        raise UserInvalid("Không có người dùng này.", {"username": "Không có người dùng này."})
+    agency = (agency or "").strip()
+    errors = check_agency(sorted(roles_of(user)), agency)
+    if errors:
+        raise UserInvalid("Cơ quan chưa hợp lệ.", errors)
+    if agency != agency_of(user):
+        with storage.transaction():
+            HubUser.update(agency=agency).where(HubUser.username == user["username"]).execute()
+    return storage.user(user["username"])
 
 
 def set_active(storage, username: str, active: bool) -> dict[str, Any]:
@@ -97,7 +181,8 @@ def users() -> list[dict[str, Any]]:
     """Every hub user (without the hash), by username."""
     rows = HubUser.select().order_by(HubUser.username).dicts()
     return [{"username": r["username"], "full_name": r["full_name"], "roles": sorted(roles_of(r)),
-             "active": is_active(r)} for r in rows]
+             "active": is_active(r), "agency": r.get("agency") or "",
+             "actor": bool(roles_of(r).intersection(ACTORS)), "acts_for": acting_agencies(r)} for r in rows]
 
 
 class RoleRefused(HubError):

@@ -464,3 +464,28 @@ EN.update({
     "Mật khẩu từ 8 đến 200 ký tự.": "Passwords have 8 to 200 characters.",
     "Tên đăng nhập này đã có.": "This username is taken.",
 })
+
+
+# Hub users tied to an agency (central/hubauth.py, admin_views.py, transfer_views.py)
+EN.update({
+    "Không có cơ quan này; chọn một cơ quan trong danh sách.": "No such agency; choose one from the list.",
+    "Chỉ chuyên viên hoặc lãnh đạo mới thuộc một cơ quan.": "Only specialists and leaders belong to an agency.",
+    "Chuyên viên, lãnh đạo phải thuộc một cơ quan (trừ quản trị trung tâm).":
+        "Specialists and leaders must belong to an agency (unless they are hub administrators).",
+    "Cơ quan chưa hợp lệ.": "The agency is not valid.",
+    "Hồ sơ này không được gửi đến cơ quan của bạn ({agency}).":
+        "This dossier was not sent to your agency ({agency}).",
+    "chưa gắn cơ quan": "no agency set",
+    "Bạn chỉ xem được hồ sơ gửi đến cơ quan của mình ({agency}).":
+        "You can only see the dossiers sent to your agency ({agency}).",
+    "Tài khoản của bạn chưa gắn với cơ quan liên thông nào nên chưa xem, xử lý được hồ sơ nào. Đề nghị quản "
+    "trị trung tâm chọn cơ quan cho bạn ở trang Người dùng.":
+        "Your account is not tied to an agency yet, so you can neither see nor process dossiers. Ask the hub "
+        "administrator to choose your agency on the Users page.",
+    "Mọi cơ quan (quản trị)": "Every agency (administrator)",
+    "Chưa gắn cơ quan": "No agency yet",
+    "Lưu": "Save",
+    "Cơ quan (chuyên viên, lãnh đạo)": "Agency (specialists, leaders)",
+    "Không (quản trị trung tâm)": "None (hub administrator)",
+    "Đã lưu cơ quan của {user}.": "Saved the agency of {user}.",
+})

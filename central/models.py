@@ -57,12 +57,15 @@ class ForkRecord(Base):
 
 
 class HubUser(Base):
-    """A district administrator who logs in to the hub's pages."""
+    """A hub user who logs in to the hub's pages: the administrator, or a specialist/leader of an agency."""
 
     username = pw.CharField(primary_key=True)
     full_name = pw.TextField(default="")
     password_hash = pw.TextField()
     roles = pw.CharField(default="admin")
+    # The agency (a code of node.workflow.AGENCIES) a specialist or leader acts for; "" for none: an
+    # administrator, or a user made before agencies were tied to users (see central/hubauth.py).
+    agency = pw.CharField(default="")
 
 
 class SubmissionHit(Base):

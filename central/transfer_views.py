@@ -8,8 +8,11 @@ A commune sends a dossier with the node's `send_to_agency` action (step "agency:
 by push. A hub specialist or leader acts as the agency: the action is checked exactly as on a node
 (`node.workflow.decide`: role, status, step, parameters), then written as one hub-signed `dossier.action`
 change through `storage.write_change`, merged by the same code and pulled by the commune (scoped by the
-dossier's unit). Hub administrators may look; only specialists and leaders act. Bad input: a message,
-4xx, nothing written. The applicant's ID number is never shown here.
+dossier's unit). Hub administrators may look; only specialists and leaders act. Each specialist or leader
+belongs to one agency (`hubauth.visible_agencies`, `hubauth.acting_agencies`): the worklist shows only the
+dossiers sent to it, another agency's dossier answers 403, and the actions are offered and accepted only on
+the agency's own dossiers. Bad input: a message, 4xx, nothing written. The applicant's ID number is never
+shown here.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from node import workflow as wf
-from node.errors import NodeError, TransitionNotAllowed
+from node.errors import NodeError, PermissionDenied, TransitionNotAllowed
 from node.sync.state import Dossier, DossierEvent, NodeRecord, Procedure
 from node.timeutil import display
 from node.users import Officer
 
+from . import hubauth
 from .i18n import gettext as _, lang
 from .views import roles_required
 
@@ -35,11 +39,35 @@ def hub():
     return current_app.extensions["motcua_hub"]
 
 
-def officer() -> Officer:
-    """The logged-in hub user as an officer of the agencies: role AGENCY when a specialist or leader."""
+def officer(d: Dossier) -> Officer:
+    """The logged-in hub user as an officer of the agencies: role AGENCY when a specialist or leader who
+    acts for the agency the dossier `d` is at."""
     user = g.hub_user
-    roles = frozenset({wf.AGENCY}) if g.hub_roles.intersection(ACTORS) else frozenset()
+    acts = hubauth.acting_agencies(user)
+    found = wf.agency_of(d.step)
+    allowed = found is not None and (acts is None or found[0] in acts)
+    roles = frozenset({wf.AGENCY}) if allowed else frozenset()
     return Officer(user["username"], user["username"], user["full_name"] or user["username"], roles)
+
+
+def _may_see(d: Dossier) -> bool:
+    """Whether the user may see the dossier: every one for an administrator; for an agency's user, one at
+    their agency now or sent to it before (its history holds the hand-over to the agency)."""
+    scope = hubauth.visible_agencies(g.hub_user)
+    if scope is None:
+        return True
+    found = wf.agency_of(d.step)
+    if found is not None and found[0] in scope:
+        return True
+    names = [wf.AGENCIES[a][0] for a in scope]  # a send_to_agency event names the agency (its Vietnamese name)
+    return bool(names) and DossierEvent.select().where(
+        (DossierEvent.dossier_id == d.id) & (DossierEvent.action == "send_to_agency")
+        & DossierEvent.to_name.in_(names)).exists()
+
+
+def _other_agency() -> str:
+    return _("Hồ sơ này không được gửi đến cơ quan của bạn ({agency}).",
+             agency=hubauth.agency_label(hubauth.agency_of(g.hub_user), lang()) or _("chưa gắn cơ quan"))
 
 
 @bp.app_context_processor
@@ -71,6 +99,17 @@ def worklist():
     if (agency and agency not in wf.AGENCIES) or state not in STATES:
         flash(_("Bộ lọc không hợp lệ."), "error")
         return redirect(url_for("transfers.worklist")), 303
+    scope = hubauth.visible_agencies(g.hub_user)
+    agencies = wf.AGENCIES if scope is None else {a: wf.AGENCIES[a] for a in scope}
+    if scope is not None and not scope:  # a specialist or leader no administrator has tied to an agency yet
+        return render_template("transfers/worklist.html", rows=[], agency="", state=state, states=STATES,
+                               agencies={}, no_agency=True)
+    if scope is not None:
+        if agency and agency not in scope:
+            return render_template("error.html", status=403, message=_(
+                "Bạn chỉ xem được hồ sơ gửi đến cơ quan của mình ({agency}).",
+                agency=hubauth.agency_label(scope[0], lang()))), 403
+        agency = scope[0]
     prefix = f"agency:{agency}" if agency else "agency:"
     query = Dossier.select().where((Dossier.status == wf.PROCESSING) & Dossier.step.startswith(prefix))
     if state == "waiting":
@@ -87,16 +126,18 @@ def worklist():
                      "appointment": display(d.appointment_at) if d.appointment_at else "",
                      "deadline": display(d.step_deadline) if d.step_deadline else ""})
     return render_template("transfers/worklist.html", rows=rows, agency=agency, state=state, states=STATES,
-                           agencies=wf.AGENCIES)
+                           agencies=agencies, no_agency=False)
 
 
 def _dossier_page(code: str, status: int = 200, errors: dict[str, str] | None = None):
     d = Dossier.get_or_none(Dossier.code == code)
     if d is None:
         return render_template("error.html", status=404, message=_("Không tìm thấy hồ sơ {code}.", code=code)), 404
+    if not _may_see(d):
+        return render_template("error.html", status=403, message=_other_agency()), 403
     events = list(DossierEvent.select().where(DossierEvent.dossier_id == d.id).order_by(DossierEvent.hlc))
     return render_template(
-        "transfers/dossier.html", d=d, events=events, actions=wf.allowed_actions(officer(), d), wf=wf,
+        "transfers/dossier.html", d=d, events=events, actions=wf.allowed_actions(officer(d), d), wf=wf,
         unit=_unit_names().get(d.unit_code, d.unit_code), agency=wf.agency_label(d.step, lang()),
         procedure=_procedure_name(d.procedure_code, d.procedure_version), dt=display, errors=errors or {},
         status_label=wf.status_label), status
@@ -115,12 +156,21 @@ def act(code: str, name: str):
         return _refused(code, _("Thao tác này không làm ở trung tâm."), 404)
     params = {k: v for k, v in request.form.items() if k != "csrf_token"}
     h = hub()
-    who = officer()
     try:
         with h.storage.transaction():
             d = wf.get_dossier(code)
-            if wf.agency_of(d.step) is None:
+            found = wf.agency_of(d.step)
+            if found is None:
                 raise TransitionNotAllowed("Hồ sơ không ở cơ quan liên thông.", "The dossier is not at an agency.")
+            acts = hubauth.acting_agencies(g.hub_user)
+            if acts is not None and found[0] not in acts:  # checked in the transaction: nothing written
+                mine = hubauth.agency_of(g.hub_user)
+                raise PermissionDenied(
+                    f"Hồ sơ này ở {wf.AGENCIES[found[0]][0]}; bạn chỉ xử lý hồ sơ của "
+                    f"{wf.AGENCIES[mine][0] if mine in wf.AGENCIES else 'cơ quan mình (chưa gắn cơ quan)'}.",
+                    f"The dossier is at {wf.AGENCIES[found[0]][1]}; you act only for "
+                    f"{wf.AGENCIES[mine][1] if mine in wf.AGENCIES else 'your own agency (none set)'}.")
+            who = officer(d)
             unit = f"{wf.agency_label(d.step)} – {h.identity.name}"
             payload = wf.decide(who, d, name, params, h.now(), None, unit)
             change = h.storage.write_change("dossier", d.id, "action", payload, author=who.id)

@@ -83,7 +83,7 @@ def run(base: Path, port: int, hub_port: int) -> None:
         if first:
             # An interconnected dossier: sent by the first commune to the police, answered at the hub.
             _cli("hub", "add-user", "--data", str(hub_dir), demo_story.AGENCY_USER, "--full-name",
-                 "Trần Quốc Bảo (Công an huyện)", "--role", "specialist", "--password", PASSWORD)
+                 "Trần Quốc Bảo (Công an huyện)", *demo_story.AGENCY_USER_ARGS, "--password", PASSWORD)
             code = demo_story.send_to_police(base / COMMUNES[0][0])
             _cli("node", "sync", "--data", str(base / COMMUNES[0][0]))
             demo_story.police_answers(hub_url, code, PASSWORD)

@@ -20,6 +20,8 @@ from .sync.state import User
 from .users import Officer
 
 AGENCY_USER = "congan"  # the hub specialist acting for the police in the demo
+AGENCY = "police"  # the agency AGENCY_USER belongs to (`motcua hub add-user ... --agency police`)
+AGENCY_USER_ARGS = ("--role", "specialist", "--agency", AGENCY)  # add-user's options for AGENCY_USER
 PROCEDURE = "1.004222"  # permanent residence registration (interconnected with the police)
 
 
@@ -37,7 +39,7 @@ def send_to_police(node_dir: Path) -> str:
             "applicant_address": "Xóm Gò, xã Tân Cương", "applicant_phone": "0912003004"})
         workflow.perform(node, staff["reception"], d.code, "transfer", {})
         workflow.perform(node, staff["specialist"], d.code, "send_to_agency",
-                         {"agency": "police", "note": "Đề nghị Công an đăng ký thường trú"})
+                         {"agency": AGENCY, "note": "Đề nghị Công an đăng ký thường trú"})
         return d.code
     finally:
         node.close()

@@ -22,8 +22,9 @@ def login(client, username="admin", password=PASSWORD):
     return resp
 
 
-def add(hub, username, *roles, password="mat-khau-chuyen-vien"):
-    return hubauth.add_user(hub.storage, username, f"Người dùng {username}", list(roles), password)
+def add(hub, username, *roles, password="mat-khau-chuyen-vien", agency="police"):
+    agency = agency if set(roles) & {"specialist", "leader"} else ""
+    return hubauth.add_user(hub.storage, username, f"Người dùng {username}", list(roles), password, agency)
 
 
 def test_roles_restrict_admin_pages(hub_app, hub):
@@ -65,10 +66,12 @@ def test_admin_adds_and_locks_users_bad_input_writes_nothing(hub_app, hub):
     assert HubUser.select().count() == before
     assert hub.storage.user("admin")["roles"] == "admin", "an existing user is never overwritten"
     resp = client.post("/admin/users", data={"username": "CV1", "full_name": "Trần Văn Chuyên",
-                                             "roles": ["specialist", "leader"], "password": "mat-khau-cv1"})
+                                             "roles": ["specialist", "leader"], "password": "mat-khau-cv1",
+                                             "agency": "social_insurance"})
     assert resp.status_code == 303
     user = hub.storage.user("cv1")
     assert user["roles"] == "specialist,leader" and user["password_hash"].startswith("$argon2id$")
+    assert user["agency"] == "social_insurance"
     assert "Trần Văn Chuyên" in client.get("/admin/users").get_data(as_text=True)
     other = hub_app.test_client()
     assert login(other, "cv1", "mat-khau-cv1").status_code == 302
@@ -87,14 +90,14 @@ def test_admin_adds_and_locks_users_bad_input_writes_nothing(hub_app, hub):
 def test_add_user_command(hub_dir, hub_db_url):
     runner = CliRunner()
     args = ["add-user", "--data", str(hub_dir), "lanhdao", "--full-name", "Lê Thị Lãnh Đạo", "--role", "leader",
-            "--role", "specialist", "--password", "mat-khau-lanh-dao"]
+            "--role", "specialist", "--agency", "district", "--password", "mat-khau-lanh-dao"]
     if hub_db_url:
         return  # the command opens the hub by its folder (hub.json names the database)
     result = runner.invoke(hub_group, args)
     assert result.exit_code == 0, result.output
-    assert "lanhdao" in result.output
+    assert "lanhdao" in result.output and "agency district" in result.output
     bad = runner.invoke(hub_group, ["add-user", "--data", str(hub_dir), "lanhdao", "--full-name", "X", "--role",
-                                    "leader", "--password", "mat-khau-lanh-dao"])
+                                    "leader", "--agency", "police", "--password", "mat-khau-lanh-dao"])
     assert bad.exit_code != 0 and "đã có" in bad.output
     bad = runner.invoke(hub_group, ["add-user", "--data", str(hub_dir), "x2", "--full-name", "X", "--role", "root",
                                     "--password", "mat-khau-lanh-dao"])
@@ -103,6 +106,7 @@ def test_add_user_command(hub_dir, hub_db_url):
     try:
         user = hub.storage.user("lanhdao")
         assert hubauth.roles_of(user) == {"leader", "specialist"} and hubauth.is_active(user)
+        assert user["agency"] == "district"
         assert hub.storage.user("x2") is None
     finally:
         hub.close()

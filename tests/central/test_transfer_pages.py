@@ -38,9 +38,10 @@ def prepared(node_dir, clock) -> PreparedNode:
         node.close()
 
 
-def client_as(hub_app, hub, username: str, *roles: str):
+def client_as(hub_app, hub, username: str, *roles: str, agency: str = "police"):
     if roles:
-        hubauth.add_user(hub.storage, username, f"Cán bộ {username}", list(roles), "mat-khau-can-bo")
+        hubauth.add_user(hub.storage, username, f"Cán bộ {username}", list(roles), "mat-khau-can-bo",
+                         agency if set(roles) & {"specialist", "leader"} else "")
     client = hub_app.test_client()
     resp = client.post("/login", data={"username": username,
                                        "password": "mat-khau-can-bo" if roles else PASSWORD})
@@ -54,7 +55,7 @@ def test_the_agency_processes_a_transferred_dossier(hub_app, hub, session, prepa
     assert cv.get("/").headers["Location"].endswith("/transfers")
     html = cv.get("/transfers").get_data(as_text=True)
     assert prepared.dossier_code in html and prepared.unit_name in html and "Công an (đăng ký cư trú)" in html
-    assert prepared.dossier_code not in cv.get("/transfers?agency=social_insurance").get_data(as_text=True)
+    assert cv.get("/transfers?agency=social_insurance").status_code == 403, "another agency's worklist"
     assert cv.get("/transfers?agency=army").status_code == 303
     page = cv.get(f"/transfers/{prepared.dossier_code}").get_data(as_text=True)
     assert "form-agency_accept" in page and "form-agency_result" not in page and ID_NUMBER not in page
