@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import patches, sync
+from . import sync
 
 JS = Path(__file__).resolve().parent / "peer_js"
 SCRIPTS = ("server.js", "client.js")
@@ -242,8 +241,9 @@ def measure(work: Path, *, runs: int = 3, quick: bool = False, motcua: dict | No
             proposals: bool = True, progress=print) -> dict:
     """The peer and motcua side by side; `motcua` reuses `sync.end_to_end` figures of this run (with re-sync).
 
-    With `proposals`, motcua's re-sync is measured once more with bench/patches.py's running digest (a
-    proposed fix, shown by monkeypatch in the bench's own processes; not counted as a goal).
+    `proposals` is accepted for bench/run.py's --no-proposals and changes nothing here: the proposals this
+    scenario measured (a running state digest, no GET /time when the clock offset is known) are built in
+    node/ and central/ now, so motcua's own figures include them.
     """
     env = install(work, progress)
     nodes = sync.prepare(work, quick, progress)
@@ -257,18 +257,6 @@ def measure(work: Path, *, runs: int = 3, quick: bool = False, motcua: dict | No
         progress(f"  peer: {sizes['docs']:,} documents PouchDB -> express-pouchdb -> PouchDB, then {resync} "
                  f"changed ({env['packages']['pouchdb']} / express-pouchdb {env['packages']['express-pouchdb']}) ...")
         peer = peer_runs(env, docs, scratch, runs, resync, progress)
-        patched = None
-        if proposals:
-            progress("  motcua with the proposed running digest (bench/patches.py, monkeypatch) ...")
-            before = os.environ.get(patches.ENV)
-            os.environ[patches.ENV] = "digest"
-            try:
-                patched = sync.end_to_end(nodes, scratch, runs, resync=resync)
-            finally:
-                if before is None:
-                    os.environ.pop(patches.ENV, None)
-                else:
-                    os.environ[patches.ENV] = before
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     rows: list[dict] = []
@@ -301,15 +289,76 @@ def measure(work: Path, *, runs: int = 3, quick: bool = False, motcua: dict | No
         row(f"ratio motcua / peer: bytes per change, {way}", "x", r, f"<= {goal_bytes}", r["median"] <= goal_bytes)
     r = ratio(motcua["resync_s"], peer["resync_s"])
     row(f"ratio motcua / peer: re-sync time of {resync}", "x", r, f"<= {goal_resync}", r["median"] <= goal_resync)
-    if patched:
-        row(f"proposal (patch): motcua re-sync of {resync} with a running digest", "s",
-            sync.figure(patched["resync_s"]))
-        row("  ratio to the peer's re-sync (not counted)", "x", ratio(patched["resync_s"], peer["resync_s"]),
-            f"(<= {goal_resync})")
     return {"runs": runs, "quick": quick, "peer_env": {k: v for k, v in env.items() if k not in ("folder", "node")},
-            "documents": sizes, "scenarios": rows, "peer": peer, "motcua": motcua, "motcua_running_digest": patched}
+            "documents": sizes, "scenarios": rows, "peer": peer, "motcua": motcua}
 
 
-if __name__ == "__main__":
-    print("usage: python -m bench.run --only peer")
+def resync_rounds(work: Path, rounds: int, *, quick: bool = False, progress=print) -> dict:
+    """motcua's re-sync alone, `rounds` times from one synced state (for profiling; no peer, no goal).
+
+    A, B and a SQLite hub are synced once (kept in bench/work/peer-resync/, remade with the nodes' cache);
+    each round copies them, starts the hub on the copy behind a FlakyProxy, moves the 100 waiting dossiers
+    of A on and times A's sync then B's (`SyncReport.duration`, with the seconds of each stage).
+    """
+    import os
+
+    nodes = sync.prepare(work, quick, progress)
+    base = work / "peer-resync"
+    stamp = f"{nodes['A']['path']}\n{sync.schema_tag()}"
+    if not (base / "stamp").exists() or (base / "stamp").read_text() != stamp:
+        shutil.rmtree(base, ignore_errors=True)
+        hub = sync.Hub(base / "hub")
+        try:
+            url = hub.serve(1)[0]
+            a, b = sync._copy_node(nodes, "A", base / "A"), sync._copy_node(nodes, "B", base / "B")
+            sync.run_worker("enroll", a, url, hub.token(sync.NODES["A"][0]))
+            sync.run_worker("enroll", b, url, hub.token(f"{sync.NODES['B'][0]},{sync.NODES['A'][0]}", "laptop"))
+            for name in ("B", "A", "B"):
+                sync._checked(sync.run_worker("sync", base / name))
+        finally:
+            hub.stop()
+        (base / "stamp").write_text(stamp)
+    proxies = sync.proxy_module()
+    out: dict[str, list] = {"resync_s": [], "resync_push_s": [], "resync_pull_s": [], "resync_stages": []}
+    before = os.environ.get("MOTCUA_HUB_URL")
+    for r in range(rounds):
+        folder = work / "peer-resync-round"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(base, folder)
+        hub = sync.Hub.__new__(sync.Hub)  # the synced hub folder, not a new one
+        hub.folder, hub.procs, hub.urls = folder / "hub", [], []
+        try:
+            port = int(hub.serve(1)[0].rsplit(":", 1)[1])
+            with proxies.FlakyProxy(port) as proxy:
+                os.environ["MOTCUA_HUB_URL"] = f"http://127.0.0.1:{proxy.port}"  # the pinned URL's stand-in
+                sync.run_worker("change", folder / "A", sync.WAITING["A"])
+                again = sync._checked(sync.run_worker("sync", folder / "A"))
+                again_b = sync._checked(sync.run_worker("sync", folder / "B"))
+        finally:
+            if before is None:
+                os.environ.pop("MOTCUA_HUB_URL", None)
+            else:
+                os.environ["MOTCUA_HUB_URL"] = before
+            hub.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+        out["resync_s"].append(again["duration"] + again_b["duration"])
+        out["resync_push_s"].append(again["duration"])
+        out["resync_pull_s"].append(again_b["duration"])
+        out["resync_stages"].append({k: round(again["stages"].get(k, 0) + again_b["stages"].get(k, 0), 3)
+                                     for k in again["stages"]})
+        progress(f"  round {r + 1}: {out['resync_s'][-1]:.3f} s (A {again['duration']:.3f}, B "
+                 f"{again_b['duration']:.3f}); seconds per stage, A + B: {out['resync_stages'][-1]}")
+    progress(f"  median {statistics.median(out['resync_s']):.3f} s over {rounds} rounds; load "
+             f"{[round(x, 2) for x in os.getloadavg()]}")
+    return out
+
+
+if __name__ == "__main__":  # python -m bench.peer resync [ROUNDS] [--quick]: motcua's re-sync alone
+    if len(sys.argv) > 1 and sys.argv[1] == "resync":
+        from .gen import WORK
+
+        count = next((int(a) for a in sys.argv[2:] if a.isdigit()), 5)
+        resync_rounds(WORK, count, quick="--quick" in sys.argv)
+        sys.exit(0)
+    print("usage: python -m bench.run --only peer (both sides), or python -m bench.peer resync [ROUNDS] [--quick]")
     sys.exit(2)

@@ -247,8 +247,9 @@ def schema_tag() -> str:
     return hashlib.sha256("\n".join(columns).encode()).hexdigest()[:8]
 
 
-def prepare(work: Path, quick: bool, progress) -> dict:
-    """Generate (once per VERSION and schema) the nodes and the pre-encoded push bodies of A and P."""
+def prepare(work: Path, quick: bool, progress, names: tuple[str, ...] | None = None) -> dict:
+    """Generate (once per VERSION and schema) the nodes and the pre-encoded push bodies of A and P
+    (`names`: only these nodes, e.g. ("A", "P") for the ingest scenarios)."""
     suffix = "-quick" if quick else ""
     cache = work / f"sync-{VERSION}-{schema_tag()}{suffix}"
     for old in work.glob(f"sync-{VERSION}*"):  # the same nodes under an older schema (about 650 MB)
@@ -258,6 +259,8 @@ def prepare(work: Path, quick: bool, progress) -> dict:
     info: dict[str, Any] = {}
     end_recent = datetime.now().replace(second=0, microsecond=0) - timedelta(hours=1)
     for name, (unit, unit_name, dossiers, days, seed) in NODES.items():
+        if names is not None and name not in names:
+            continue
         folder, marker = cache / f"node-{name}", cache / f"node-{name}.json"
         if not marker.exists():
             shutil.rmtree(folder, ignore_errors=True)
@@ -478,12 +481,19 @@ def catch_up(nodes: dict, work: Path, runs: int) -> dict:
 
 
 def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bool = False,
-            progress=print) -> dict:
-    """Every sync scenario; returns {"nodes", "raw_verify", "scenarios": [rows]} (see `table`)."""
+            progress=print, only: str | None = None) -> dict:
+    """Every sync scenario; returns {"nodes", "raw_verify", "scenarios": [rows]} (see `table`).
+
+    `only="ingest"` (or $MOTCUA_BENCH_SYNC_ONLY=ingest, so `python -m bench.run --only sync` honours it):
+    the raw verify rate and the hub ingest scenarios only (nodes A and P generated, nothing else)."""
     from . import raw
 
+    only = only or os.environ.get("MOTCUA_BENCH_SYNC_ONLY") or None
+    if only not in (None, "ingest"):
+        raise ValueError(f"unknown sync part {only!r}: only 'ingest' can be chosen")
     work.mkdir(parents=True, exist_ok=True)
-    nodes = prepare(work, quick, progress)
+    nodes = prepare(work, quick, progress, ("A", "P") if only == "ingest" else None)
+    e2e: dict = {}
     scratch = work / f"sync-run-{os.getpid()}"
     rows: list[dict] = []
 
@@ -519,6 +529,10 @@ def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bo
                     one_process is not None and statistics.median(rates) >= more * one_process)
                 row("  per process, as a share of the raw verify rate", "%",
                     [100 * r / processes / ceiling for r in rates])
+        if only == "ingest":
+            return {"runs": runs, "postgres": bool(postgres), "quick": quick, "raw_verify": verify, "only": only,
+                    "nodes": {k: {f: v for f, v in n.items() if f not in ("path", "bodies")}
+                              for k, n in nodes.items()}, "scenarios": rows, "end_to_end": e2e}
         progress(f"  end to end, {nodes['A']['changes']:,} changes A -> hub -> B ...")
         resync = WAITING["A"]
         e2e = end_to_end(nodes, scratch, runs, resync=resync)
@@ -575,8 +589,30 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ingest_main(argv: list[str]) -> int:
+    """`python -m bench.sync ingest [--postgres URL] [--runs N] [--quick]`: the ingest scenarios only
+    (the same as `MOTCUA_BENCH_SYNC_ONLY=ingest python -m bench.run --only sync`), printed, not saved."""
+    import argparse
+
+    from . import gen
+
+    parser = argparse.ArgumentParser(prog="python -m bench.sync ingest")
+    parser.add_argument("--postgres", default=os.environ.get("MOTCUA_TEST_POSTGRES_URL") or None)
+    parser.add_argument("--runs", type=int, default=3, choices=range(1, 21), metavar="1..20")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    out = measure(gen.WORK, runs=args.runs, postgres=args.postgres, quick=args.quick, only="ingest",
+                  progress=lambda s: print(s, flush=True))
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    print(table(out["scenarios"]))
+    print(f"load average at the end: {load}")
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "worker":
         sys.exit(worker(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "ingest":
+        sys.exit(ingest_main(sys.argv[2:]))
     print("usage: python -m bench.run --only sync   (this module's `worker` commands are for bench.run)")
     sys.exit(2)

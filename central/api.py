@@ -12,10 +12,10 @@ import threading
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request, send_file, stream_with_context
 
 from node import __version__
-from node.sync import encoding, ingest, protocol
+from node.sync import encoding, ingest, protocol, pullwire
 from node.sync.errors import SyncError
 
 from .auth import check_protocol, signed_request
@@ -164,37 +164,96 @@ def _limit(body: dict[str, Any]) -> int:
 
 @bp.post("/sync/pull")
 def pull():
-    """Changes in the node's scope after its cursor; the last page carries the scope's digest."""
+    """Changes in the node's scope after its cursor; the last page carries the scope's digest.
+
+    v1: one page of full changes. Protocol 2 (node/sync/pullwire.py): "compact" gives the page as runs with
+    one signature each, and "stream" (changes at most) a framed answer of pages of `limit` changes, made as
+    the node reads them.
+    """
     h = hub()
     check_protocol()
     caller = signed_request(h)
     body = _body(caller)
     secret = h.secret.encode()
     after = protocol.read_cursor(secret, caller.node_id, body.get("cursor"))
-    page = h.storage.pull(caller.node_id, caller.scopes, after, _limit(body))
-    return packed({"changes": page.changes, "cursor": protocol.make_cursor(secret, caller.node_id, page.position),
-                   "more": page.more, "digest": None if page.more else h.storage.digest(caller.scopes),
+    limit, compact, stream = _limit(body), body.get("compact") is True, body.get("stream")
+    if stream is not None and (not compact or not isinstance(stream, int) or isinstance(stream, bool)
+                               or stream < 1):
+        raise protocol.BadBody("'stream' must be a positive integer, with 'compact': true")
+    if stream is not None:
+        return _framed_pull(h, caller, after, limit, min(stream, protocol.PULL_STREAM))
+    page = h.storage.pull(caller.node_id, caller.scopes, after, limit)
+    cursor = protocol.make_cursor(secret, caller.node_id, page.position)
+    digest = None if page.more else h.storage.digest(caller.scopes)
+    if compact:
+        return packed(dict(pullwire.page(page.changes, cursor, page.more, digest), hub_time_ms=h.now_ms()))
+    return packed({"changes": page.changes, "cursor": cursor, "more": page.more, "digest": digest,
                    "hub_time_ms": h.now_ms()})
+
+
+def _framed_pull(h, caller, after: int, limit: int, most: int) -> Response:
+    """Frames of `limit` changes, up to `most` in all, each with the cursor after it, read from the storage
+    as the answer is written. Only `after` is acknowledged: which frames the node committed is told by its
+    next cursor. An error once streaming began ends the stream early; the node asks again from its cursor."""
+    secret = h.secret.encode()
+    first = h.storage.pull(caller.node_id, caller.scopes, after, min(limit, most))  # refusals before streaming
+
+    def frames():
+        writer, page, sent = pullwire.FrameWriter(), first, 0
+        try:
+            while True:
+                sent += len(page.changes)
+                last = not page.more or sent >= most
+                digest = None if page.more else h.storage.digest(caller.scopes)
+                yield writer.frame(pullwire.page(page.changes, protocol.make_cursor(secret, caller.node_id,
+                                                                                    page.position),
+                                                 page.more, digest))
+                if last:
+                    yield writer.end()
+                    return
+                page = h.storage.pull(caller.node_id, caller.scopes, page.position, min(limit, most - sent),
+                                      acknowledge=False)
+        except Exception as exc:  # the node sees a cut stream and resumes from its last committed frame
+            # The type only: a driver's message may quote citizens' data.
+            current_app.logger.error("framed pull for %s ended early: %s", caller.node_id, type(exc).__name__)
+            raise
+
+    resp = Response(stream_with_context(frames()), mimetype=pullwire.FRAMES_TYPE)
+    resp.headers["X-Motcua-Protocol"] = str(protocol.PROTOCOL_VERSION)
+    return resp
 
 
 @bp.post("/sync/status")
 def status():
-    """What the hub holds of the node, and the digest of the node's scope."""
+    """What the hub holds of the node, the digest of the node's scope, and the hub's identity and clock (so a
+    node that knows its clock offset needs no GET /time before it)."""
     h = hub()
     check_protocol()
     caller = signed_request(h)
     body = _body(caller)
     reported = {k: body[k] for k in ("backlog", "clock_skew_ms") if isinstance(body.get(k), int)
                 and not isinstance(body.get(k), bool)}
-    if reported:
-        h.storage.touch_node(caller.node_id, **{("backlog_reported" if k == "backlog" else k): v
-                                                for k, v in reported.items()})
+    observed = {("backlog_reported" if k == "backlog" else k): v for k, v in reported.items()}
+    if observed:  # a write (and a disk sync) only when the nodes page would show something new
+        shown = h.storage.node_status(caller.node_id) or {}
+        if any(not _same_observation(k, shown.get(k), v) for k, v in observed.items()):
+            h.storage.touch_node(caller.node_id, **observed)
     seq, last_hash = h.storage.held(caller.node_id)
     answer = {"acked_seq": seq, "last_hash": last_hash, "digest": h.storage.digest(caller.scopes),
-              "hub_time_ms": h.now_ms(), "status": caller.record["status"]}
+              "hub_node_id": h.node_id, "hub_public_key": h.identity.public_key, "hub_time_ms": h.now_ms(),
+              "status": caller.record["status"]}
     if "origins" in body:
         answer["origins"] = _origins_held(h, body["origins"])
     return packed(answer)
+
+
+SKEW_SHOWN_MS = 1000  # a node's clock skew is written again when it moved by at least this
+
+
+def _same_observation(name: str, shown: Any, reported: int) -> bool:
+    if name == "clock_skew_ms":
+        return isinstance(shown, int) and abs(shown - reported) < SKEW_SHOWN_MS
+    return shown == reported
 
 
 def _origins_held(h, origins: Any) -> dict[str, int]:

@@ -67,6 +67,15 @@ def _m6_document_counters(db: APSWDatabase) -> None:
     recount_all()
 
 
+def _m7_log_digest(db: APSWDatabase) -> None:
+    # The running state digest of the change log (log.LogDigest), summed once over the changes held.
+    from .sync.log import LogDigest, create_stale_triggers, recount_digest
+
+    db.create_tables([LogDigest])
+    create_stale_triggers(db)
+    recount_digest()
+
+
 MIGRATIONS = [
     (1, "initial tables", _m1_initial),
     (2, "name search index", _m2_name_search),
@@ -74,6 +83,7 @@ MIGRATIONS = [
     (4, "versions, conflicts, duplicates, tombstones", _m4_convergence),
     (5, "calendar overrides keyed per unit", _m5_calendar_units),
     (6, "document counters on dossiers", _m6_document_counters),
+    (7, "running digest of the change log", _m7_log_digest),
 ]
 
 

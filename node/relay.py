@@ -32,12 +32,13 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from typing import Any
 
 from . import store
 from .instance import Node
 from .models import NodeSetting
-from .sync import hlc, ingest, keys, log, protocol, scope
+from .sync import hlc, ingest, keys, log, protocol, pullwire, scope
 from .sync.client import HubClient, HubRefused
 from .sync.errors import ChainBroken, SequenceGap, SignatureInvalid, SyncError
 from .sync.log import Change
@@ -256,7 +257,14 @@ def accept_push(node: Node, laptop: NodeRecord, raw: bytes) -> dict[str, Any]:
 
 
 def serve_pull(node: Node, laptop: NodeRecord, raw: bytes) -> dict[str, Any]:
-    """A page of what this node holds after the laptop's cursor, the laptop's own changes excepted."""
+    """A page of what this node holds after the laptop's cursor, the laptop's own changes excepted.
+
+    A laptop of protocol 2 asks "compact": its page is runs (node/sync/pullwire.py), each ending at a change
+    that carries its signature: changes this node pulled in a compact page are stored with sig "" but for
+    the last of each run, so a run the page would end early is completed from the log (`_close_runs`).
+    A v1 laptop checks each change's own signature: it is given only the changes that carry one (the others
+    reach it from the hub, whose cursor is its own).
+    """
     body = _body(laptop, raw)
     limit = body.get("limit", protocol.PULL_LIMIT)
     if limit is None:
@@ -269,13 +277,50 @@ def serve_pull(node: Node, laptop: NodeRecord, raw: bytes) -> dict[str, Any]:
     # Everything held here is of this unit or "*" (the hub's pull scope, own changes, relayed changes all
     # concern it), and the laptop's scope includes this unit: so the laptop may have all of it.
     top = max(Change.select(Change.id).order_by(Change.id.desc()).limit(1).scalar() or 0, after)
-    rows = list(Change.select().where((Change.id > after) & (Change.id <= top) & (Change.node_id != laptop.node_id))
-                .order_by(Change.id).limit(limit + 1))
+    compact = body.get("compact") is True
+    where = (Change.id > after) & (Change.id <= top) & (Change.node_id != laptop.node_id)
+    if not compact:
+        where &= Change.sig != ""
+    rows = list(Change.select().where(where).order_by(Change.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     position = rows[-1].id if more else top
-    return {"changes": [log.row_to_change(r) for r in rows], "more": more, "digest": None,
-            "cursor": protocol.make_cursor(secret, laptop.node_id, position), "hub_time_ms": hlc.wall_ms()}
+    cursor = protocol.make_cursor(secret, laptop.node_id, position)
+    changes = [log.row_to_change(r) for r in rows]
+    if compact:
+        return dict(pullwire.page(_close_runs(changes), cursor, more), hub_time_ms=hlc.wall_ms())
+    return {"changes": changes, "more": more, "digest": None, "cursor": cursor, "hub_time_ms": hlc.wall_ms()}
+
+
+def _close_runs(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`changes` and, for each run of them that ends at a change without a signature, the origin's next
+    changes up to the signed one that ends its run here (stored together, node/sync/ingest.py "runs").
+    They may come again in a later page: the laptop skips what it holds. Bounded; a run that still ends
+    unsigned is sent as it is and refused by the laptop (never accepted unverified)."""
+    have = {(c["node_id"], c["seq"]) for c in changes}
+    for _ in range(protocol.PULL_LIMIT):
+        open_ends = [run[-1] for run in pullwire.runs_of(changes) if not run[-1]["sig"]]
+        if not open_ends:
+            return changes
+        added = 0
+        for end in open_ends:
+            rows = (Change.select().where((Change.node_id == end["node_id"]) & (Change.seq > end["seq"]))
+                    .order_by(Change.seq).limit(protocol.PULL_LIMIT))
+            seq = end["seq"]
+            for row in rows:
+                if row.seq != seq + 1:
+                    break  # not held here: the run cannot be completed (not expected)
+                seq = row.seq
+                if (row.node_id, row.seq) not in have:
+                    have.add((row.node_id, row.seq))
+                    changes.append(log.row_to_change(row))
+                    added += 1
+                if row.sig:
+                    break
+        if not added:
+            logger.warning("relay: %d runs end without a signature and cannot be completed", len(open_ends))
+            return changes
+    return changes
 
 
 def relay_status(node: Node, laptop: NodeRecord, raw: bytes) -> dict[str, Any]:
@@ -369,25 +414,23 @@ class LanSession(SyncSession):
         if self.replica.setting("lan.relay") != relay_id:
             cursor = None  # a cursor is bound to the relay that issued it
             self.replica.save({"lan.relay": relay_id, "lan.cursor": ""})
-        for _ in range(1_000_000):  # bounded: each page moves the cursor or ends the loop
-            page = self.client.pull(cursor, self.pull_limit)
-            changes = page.get("changes") or []
-            if not isinstance(changes, list):
-                raise HubRefused("bad_answer", "the commune node's pull answer has no list of changes", 200)
-            new_cursor = page.get("cursor") or cursor
-            with self.replica.transaction():
-                outcome = ingest.ingest(changes, key_for=self._key_lookup(changes), apply=self.replica.apply,
-                                        sign_check="each", gaps_allowed=True)
-                add_lan_origins(c["node_id"] for c in outcome.stored_changes
-                                if c["node_id"] not in (self.me, self.hub_node_id))
-                self.replica.save({"lan.cursor": new_cursor})
-            observe(self.replica.clock, outcome.stored_changes)
-            self.report.pulled += outcome.stored
-            if not page.get("more"):
-                return
-            if not changes and new_cursor == cursor:
-                raise HubRefused("bad_answer", "the commune node says more changes wait but sends none", 200)
-            cursor = new_cursor
+        # Compact pages (protocol 2) from a v2 relay, v1 pages from an older one; pull_pages stops at the
+        # last page and refuses an answer that says more wait but sends none.
+        with closing(self.client.pull_pages(cursor, limit=self.pull_limit, stream=None)) as pages:
+            for page in pages:
+                changes = page["changes"]
+                new_cursor = page["cursor"] or cursor
+                with self.replica.transaction():
+                    outcome = ingest.ingest(changes, key_for=self._key_lookup(changes), apply=self.replica.apply,
+                                            sign_check=page["sign_check"], gaps_allowed=True)
+                    add_lan_origins(c["node_id"] for c in outcome.stored_changes
+                                    if c["node_id"] not in (self.me, self.hub_node_id))
+                    self.replica.save({"lan.cursor": new_cursor})
+                observe(self.replica.clock, outcome.stored_changes)
+                self.report.pulled += outcome.stored
+                if not page["more"]:
+                    return
+                cursor = new_cursor
 
     def lan_status(self) -> None:
         """Check who answers (a signature over our nonce, by a commune node of our scope) before pushing."""

@@ -45,6 +45,9 @@ class PushResult:
 
 @dataclass
 class PullPage:
+    """One page of a pull: full changes (every one with its own signature, as held), in Change.id order; the
+    wire shape is chosen by the API (v1 "changes", or v2 "runs", node/sync/pullwire.py)."""
+
     changes: list[dict[str, Any]]
     position: int  # the hub's Change.id to continue after
     more: bool
@@ -102,12 +105,19 @@ class HubStorage:
         """Append a change signed by the hub, merge it and scope it (joins an open transaction)."""
         raise NotImplementedError
 
-    def pull(self, node_id: str, scopes: list[str], after: int, limit: int = DEFAULT_MAX_PULL) -> PullPage:
-        """Changes with scope in `scopes`, Change.id > `after`, not made by `node_id`, in id order."""
+    def pull(self, node_id: str, scopes: list[str], after: int, limit: int = DEFAULT_MAX_PULL, *,
+             acknowledge: bool = True) -> PullPage:
+        """Changes with scope in `scopes`, Change.id > `after`, not made by `node_id`, in id order.
+
+        A node asking after `after` has merged everything up to it, which is recorded (`acknowledge`); the
+        later frames of a framed pull pass False: the hub does not know which of them the node committed.
+        """
         raise NotImplementedError
 
     def digest(self, scopes: list[str]) -> dict[str, Any]:
-        """protocol.digest_of over the hashes of every change with scope in `scopes`."""
+        """protocol.digest_of over the hashes of every change with scope in `scopes`: read from running
+        per-scope digests kept in the transactions that scope changes, so it costs O(len(scopes)), not
+        O(changes). Summed again from the rows when they were marked stale (a row deleted by hand)."""
         raise NotImplementedError
 
     def held(self, node_id: str) -> tuple[int, str]:

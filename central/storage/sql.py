@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 import peewee as pw
@@ -17,9 +17,8 @@ import peewee as pw
 from node.sync import encoding, hlc, ingest, log, merge, protocol
 from node.sync.errors import ChangeNotApplicable
 from node.sync.log import Change
-from node.sync.protocol import digest_of
-from node.sync.state import (SYNCED_MODELS, Attachment, Dossier, DuplicateFlag, NodeRecord, Tombstone, database,
-                             upgrade_schema)
+from node.sync.state import (SYNCED_MODELS, Attachment, Base, Dossier, DuplicateFlag, NodeRecord, Tombstone,
+                             database, upgrade_schema)
 from node.timeutil import to_text
 
 from ..errors import AlreadyEnrolled, NotFound, OutOfScope, RegistryWriteRefused, RequestRefused, TokenRefused
@@ -27,7 +26,28 @@ from ..models import HUB_MODELS, ChangeScope, EnrollmentToken, ForkRecord, HubUs
 from ..scoping import scopes_for
 from . import DEFAULT_MAX_PULL, HubSigner, HubStorage, PullPage, PushResult
 
-ALL_MODELS = SYNCED_MODELS + [Change] + HUB_MODELS
+
+
+class ScopeDigest(Base):
+    """The running state digest (`protocol.digest_of`) of the changes of one scope (a unit code or "*"), added
+    to where ChangeScope rows are written (`SQLStorage._scope`), in the same transaction; columns as
+    `log.LogDigest`'s. `digest(scopes)` then reads one row per scope instead of summing the scopes' changes."""
+
+    scope = pw.CharField(primary_key=True)
+    changes = pw.BigIntegerField(default=0)
+    s0 = pw.BigIntegerField(default=0)
+    s1 = pw.BigIntegerField(default=0)
+    s2 = pw.BigIntegerField(default=0)
+    s3 = pw.BigIntegerField(default=0)
+    s4 = pw.BigIntegerField(default=0)
+    s5 = pw.BigIntegerField(default=0)
+    s6 = pw.BigIntegerField(default=0)
+    s7 = pw.BigIntegerField(default=0)
+    stale = pw.IntegerField(default=0)  # 1: a change or scope row was deleted or rewritten: summed again
+
+
+DIGEST_TABLES = [log.LogDigest, ScopeDigest]  # running digests: summed once when a hub first has them
+ALL_MODELS = SYNCED_MODELS + [Change] + HUB_MODELS + DIGEST_TABLES
 RECORD_FIELDS = ("node_id", "public_key", "kind", "unit_code", "unit_name", "scope", "status", "enrolled_at",
                  "revoked_at")
 STATUS_FIELDS = ("last_seen", "acked_seq", "last_hash", "clock_skew_ms", "software_version", "backlog_reported")
@@ -62,7 +82,12 @@ class SQLStorage(HubStorage):
         from node.indicators import index_sql
 
         with self.db.atomic():  # a hub made by an older version gets the newer tables and columns too
+            missing = [m for m in DIGEST_TABLES if not self.db.table_exists(m._meta.table_name)]
             added = upgrade_schema(self.db, ALL_MODELS)
+            log.create_stale_triggers(self.db, "log_digest", ("change",))
+            log.create_stale_triggers(self.db, "scope_digest", ("change", "change_scope"))
+            if missing:  # running digests new to this hub: sum once what it holds
+                self.recount_digests()
             if "dossier.doc_total" in added:  # counters new to this hub: count the dossiers it holds
                 from node.sync.dossier_merge import recount_all
 
@@ -104,7 +129,7 @@ class SQLStorage(HubStorage):
         applier = _ScopedApply(changes, self.signer.node_id if self.signer else "", allowed)
         relayed = [o for o in allowed if o != node_id]
         try:
-            with self.transaction():
+            with self._ingest_transaction(_ingest_locks(changes, allowed)):
                 outcome = ingest.ingest(changes, key_for=self.key_for, apply=applier, sign_check="last",
                                         gaps_allowed=False)
                 self._scope(outcome.stored_changes, applier.scopes)
@@ -120,6 +145,31 @@ class SQLStorage(HubStorage):
             raise
         self._observe(outcome.stored_changes)
         return PushResult(seq, last_hash, outcome.stored, outcome.skipped, origins)
+
+    @contextmanager
+    def _ingest_transaction(self, locks: list[str] | None) -> Iterator[None]:
+        """The transaction of one push. `locks` None: serialised like every write (`transaction`). Else the
+        backend may let pushes that share none of `locks` run side by side (`_serialise_ingest`), as long as
+        Change rows still get their ids in commit order (`_log_guard`, run before rows are inserted)."""
+        if locks is None or self.db.in_transaction():
+            with self.transaction():
+                yield
+            return
+        with self.db.atomic():
+            self._serialise_ingest(locks)
+            token = merge.BEFORE_ROWS.set(self._log_guard())
+            try:
+                yield
+            finally:
+                merge.BEFORE_ROWS.reset(token)
+
+    def _serialise_ingest(self, locks: list[str]) -> None:
+        """Backend hook: called first in a push's transaction. Default: the one write lock (`serialise`)."""
+        self.serialise()
+
+    def _log_guard(self) -> Callable[[type[pw.Model]], None] | None:
+        """Backend hook: for one push's transaction, what to call before rows of a model are inserted."""
+        return None
 
     def _relay_units(self, pusher: dict[str, Any], origin: Any, change: dict[str, Any]) -> set[str]:
         """The units `pusher` may carry changes of `origin` for (a commune node relaying a field laptop's
@@ -158,6 +208,9 @@ class SQLStorage(HubStorage):
             flags += list(DuplicateFlag.select().where(
                 (DuplicateFlag.unit_code.contains(",")) & (DuplicateFlag.dossier_a.in_(part)
                                                            | DuplicateFlag.dossier_b.in_(part))))
+        guard = merge.BEFORE_ROWS.get()
+        if flags and guard is not None:  # the hub's own log is read next: hold the commit-order lock first
+            guard(Change)
         for flag in {f.id: f for f in flags}.values():
             for unit in flag.unit_code.split(","):
                 self.write_change("duplicate", flag.id, "flag", {
@@ -193,17 +246,23 @@ class SQLStorage(HubStorage):
             scopes = [known[c["hash"]] for c in changes]
         else:
             scopes = scopes_for(changes, self.signer.node_id if self.signer else "")
-        by_key = {(c["node_id"], c["seq"]): s for c, s in zip(changes, scopes, strict=True)}
+        by_key = {(c["node_id"], c["seq"]): (s, c["hash"]) for c, s in zip(changes, scopes, strict=True)}
         rows = []
+        hashes: dict[str, list[str]] = {}  # scope -> hashes of the changes scoped now: its running digest
         for node_id in {c["node_id"] for c in changes}:
             seqs = [c["seq"] for c in changes if c["node_id"] == node_id]
             query = (Change.select(Change.id, Change.seq)
                      .where((Change.node_id == node_id) & (Change.seq >= min(seqs)) & (Change.seq <= max(seqs)))
                      .tuples())
-            rows += [{"change_id": cid, "scope": by_key[(node_id, seq)]} for cid, seq in query
-                     if (node_id, seq) in by_key]
+            for cid, seq in query:
+                if (node_id, seq) in by_key:
+                    scope, change_hash = by_key[(node_id, seq)]
+                    rows.append((cid, scope))
+                    hashes.setdefault(scope, []).append(change_hash)
         # One executemany of a statement built once (building 500-row inserts with peewee cost ~20% of ingest).
-        merge.insert_rows(ChangeScope, ("change_id", "scope"), [(r["change_id"], r["scope"]) for r in rows], copy=True)
+        merge.insert_rows(ChangeScope, ("change_id", "scope"), rows, copy=True)
+        for scope, part in hashes.items():  # same transaction: the digest moves with the rows
+            log.add_to_digest(ScopeDigest, scope, part)
 
     def write_change(self, entity: str, entity_id: str, op: str, payload: dict[str, Any],
                      author: str = "") -> dict[str, Any]:
@@ -220,7 +279,8 @@ class SQLStorage(HubStorage):
             self._scope([change])
         return change
 
-    def pull(self, node_id: str, scopes: list[str], after: int, limit: int = DEFAULT_MAX_PULL) -> PullPage:
+    def pull(self, node_id: str, scopes: list[str], after: int, limit: int = DEFAULT_MAX_PULL, *,
+             acknowledge: bool = True) -> PullPage:
         # The top is read first: rows above it are left for the next pull, so the cursor never passes a
         # row this query could not see.
         top = ChangeScope.select(pw.fn.MAX(ChangeScope.change_id)).where(ChangeScope.scope.in_(scopes)).scalar()
@@ -233,7 +293,7 @@ class SQLStorage(HubStorage):
         more = len(rows) > limit
         rows = rows[:limit]
         position = rows[-1].id if more else top
-        if after > 0:
+        if after > 0 and acknowledge:
             self.acknowledge(node_id, after)
         return PullPage([log.row_to_change(r) for r in rows], position, more)
 
@@ -256,26 +316,55 @@ class SQLStorage(HubStorage):
         nodes = [(r.node_id, set((r.scope or "").split(","))) for r in NodeRecord.select().where(
             (NodeRecord.status == "active") & (NodeRecord.kind != "hub"))]
         seen = dict(NodeStatus.select(NodeStatus.node_id, NodeStatus.pulled_to).tuples())
+        # One query reads every tombstone with its change's id and scope (not two queries per tombstone: a
+        # pull acknowledges, so this runs at every pull); a tombstone whose change the hub lacks is left.
+        # No change or scope row is deleted here, so the running digests (ScopeDigest, LogDigest) stay right.
+        stones = (Tombstone.select(Tombstone.id, Tombstone.entity, Tombstone.entity_id, Change.id, ChangeScope.scope)
+                  .join(Change, on=((Change.node_id == Tombstone.node_id) & (Change.seq == Tombstone.seq)))
+                  .join(ChangeScope, on=(ChangeScope.change_id == Change.id)).tuples())
         gone = 0
-        for stone in list(Tombstone.select()):
-            found = (Change.select(Change.id, ChangeScope.scope)
-                     .join(ChangeScope, on=(ChangeScope.change_id == Change.id))
-                     .where((Change.node_id == stone.node_id) & (Change.seq == stone.seq)).tuples().first())
-            # The create must be here too: else it may still come (a laptop's, relayed late) and come back.
-            created = Change.select().where((Change.entity == stone.entity) & (Change.entity_id == stone.entity_id)
-                                            & (Change.op == "create")).exists()
-            if found is None or not created:
-                continue
-            change_id, scope = found
+        for stone_id, entity, entity_id, change_id, scope in list(stones):
             holders = [n for n, units in nodes if scope == protocol.GLOBAL_SCOPE or scope in units]
-            if all(seen.get(n, 0) >= change_id for n in holders):
-                gone += Tombstone.delete().where(Tombstone.id == stone.id).execute()
+            if not all(seen.get(n, 0) >= change_id for n in holders):
+                continue
+            # The create must be here too: else it may still come (a laptop's, relayed late) and come back.
+            created = Change.select().where((Change.entity == entity) & (Change.entity_id == entity_id)
+                                            & (Change.op == "create")).exists()
+            if created:
+                gone += Tombstone.delete().where(Tombstone.id == stone_id).execute()
         return gone
 
     def digest(self, scopes: list[str]) -> dict[str, Any]:
-        query = (Change.select(Change.hash).join(ChangeScope, on=(ChangeScope.change_id == Change.id))
-                 .where(ChangeScope.scope.in_(scopes)).tuples())
-        return digest_of(h for (h,) in query.iterator())
+        rows, stale = log.digest_row(ScopeDigest, sorted(set(scopes)))
+        if stale:  # a change or scope row was deleted or rewritten by hand: sum again (rare; slow on a big hub)
+            self.recount_digests()
+            rows, _ = log.digest_row(ScopeDigest, sorted(set(scopes)))
+        return log.digest_of_rows(rows)
+
+    def recount_digests(self) -> None:
+        """Sum the running digests (whole log, and per scope) again from the rows held: once when a hub first
+        has them (create_schema), or to repair them. Joins an open transaction."""
+        with self.transaction():
+            log.recount_digest()
+            sums: dict[str, list[int]] = {}
+            after = 0
+            while True:  # by Change.id in batches: memory stays small on a large hub
+                rows = list(Change.select(Change.id, Change.hash, ChangeScope.scope)
+                            .join(ChangeScope, on=(ChangeScope.change_id == Change.id))
+                            .where(Change.id > after).order_by(Change.id).limit(10_000).tuples())
+                if not rows:
+                    break
+                by_scope: dict[str, list[str]] = {}
+                for _, h, scope in rows:
+                    by_scope.setdefault(scope, []).append(h)
+                for scope, part in by_scope.items():
+                    sums[scope] = [a + b for a, b in zip(sums.get(scope, [0] * len(log.DIGEST_COLUMNS)),
+                                                         log.digest_parts(part), strict=True)]
+                after = rows[-1][0]
+            ScopeDigest.delete().execute()
+            for scope, parts in sums.items():
+                ScopeDigest.insert({ScopeDigest.scope: scope, ScopeDigest.stale: 0,
+                                    **dict(zip(log.DIGEST_COLUMNS, parts, strict=True))}).execute()
 
     def held(self, node_id: str) -> tuple[int, str]:
         return log.last_of(node_id)
@@ -434,6 +523,35 @@ class _ScopedApply:
                                      change_ref=c["hash"])
             self.scopes = {c["hash"]: s for c, s in zip(self.changes, scopes, strict=True)}
         return _apply(change)
+
+
+# What a push may change while pushes of other units run side by side (PostgreSQL, several hub processes):
+# rows of its own units' dossiers only. Anything else (catalogue, users, conflict or duplicate decisions,
+# whose rows two units share) takes the one write lock, as every other write does.
+SIDE_BY_SIDE = {"dossier": ("create", "update", "action"), "document": ("create", "update"),
+                "attachment": ("create", "delete")}
+
+
+def _ingest_locks(changes: list[Any], allowed: dict[str, set[str]]) -> list[str] | None:
+    """The names a push must hold so that pushes sharing none of them may merge side by side, or None
+    when it must be serialised with every write: each origin node (its log continues in one place), each
+    unit it may write (its dossiers' rows), and each ID number of a dossier it creates (possible
+    duplicates are found across units: two pushes creating dossiers of one person must not both miss the
+    other's). Sorted, so every process takes them in one order."""
+    names = {f"node:{origin}" for origin in allowed} | {f"unit:{u}" for units in allowed.values() for u in units}
+    for change in changes:
+        entity = change.get("entity") if isinstance(change, dict) else None
+        if not isinstance(entity, str) or change.get("op") not in SIDE_BY_SIDE.get(entity, ()):
+            return None
+        if change["entity"] == "dossier" and change["op"] == "create":
+            payload = change.get("payload")
+            fields = payload.get("fields") if isinstance(payload, dict) else None
+            number = fields.get("applicant_id_number") if isinstance(fields, dict) else None
+            if number:
+                if not isinstance(number, str):
+                    return None
+                names.add(f"person:{number}")
+    return sorted(names)
 
 
 def _apply(change: dict[str, Any]) -> bool:

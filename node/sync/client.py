@@ -19,8 +19,10 @@ Two layers, so tests can swap the wire for another real transport (style.md habi
 - `Transport.send()` moves one request's bytes and returns a `Reply`; `RequestsTransport` does it over
   HTTP with a `requests.Session`. A transport raises `HubUnreachable` when no answer came back.
 - `HubClient` builds the requests of the protocol (node/sync/protocol.py): zstd bodies, the signature
-  headers computed on the hub's clock (learned from GET /time), retries with exponential backoff and full
-  jitter, `Retry-After` obeyed on 429 and 503, and error answers turned into the exceptions above.
+  headers computed on the hub's clock (learned from GET /time or a /sync/status answer; a session may start
+  from the offset an earlier sync saved, and a refused request time learns it again), retries with
+  exponential backoff and full jitter, `Retry-After` obeyed on 429 and 503, and error answers turned into
+  the exceptions above.
 
 The signed path is the URL path without the query string (`/api/v1/sync/push`, `/api/v1/files/<sha256>`).
 A field laptop talks to its commune node's LAN relay with the same client and `api_prefix=protocol.RELAY_API`
@@ -29,23 +31,29 @@ A field laptop talks to its commune node's LAN relay with the same client and `a
 
 from __future__ import annotations
 
+import http.client
+import io
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from . import hlc, keys, protocol
+from . import hlc, keys, protocol, pullwire
 from .errors import SyncError
 
 API = "/api/v1"
 JSON_TYPE = "application/json"
 RETRY_STATUSES = (429, 502, 503, 504)
+STATUS_CLOCK_MS = 2000  # a /sync/status answered within this (no relearning, no retry wait) refreshes the offset
 CLOCK_CODES = frozenset({"clock_outside_window", "clock_skew"})  # the hub refuses the request's time
 
 
@@ -149,6 +157,39 @@ class Transport:
     def close(self) -> None:
         """Release connections; the default holds none."""
 
+    def stream(self, method: str, path: str, *, headers: dict[str, str], body: bytes,
+               timeout: tuple[float, float]) -> StreamReply:
+        """Like `send`, but the answer's body is read as it arrives (a framed pull); the default reads it whole."""
+        reply = self.send(method, path, headers=headers, body=body, timeout=timeout)
+        data = io.BytesIO(reply.body)
+        return StreamReply(reply.status, reply.headers, data.read)
+
+
+@dataclass
+class StreamReply:
+    """An answer whose body is read as it arrives: `read(n)` gives up to n bytes (b"" at the end) and raises
+    HubUnreachable when the link is cut; `close()` drops the connection's rest."""
+
+    status: int
+    headers: Mapping[str, str]
+    read: Callable[[int], bytes]
+    close: Callable[[], None] = lambda: None
+
+    def body(self, limit: int = protocol.MAX_BODY) -> bytes:
+        """The whole body (a single page, an error answer), at most `limit` bytes; HubUnreachable when it
+        ends before its Content-Length (a cut link)."""
+        parts, size = [], 0
+        while size <= limit:
+            part = self.read(65536)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        expected = str(self.headers.get("Content-Length") or "")
+        if expected.isdigit() and size < int(expected):
+            raise HubUnreachable(f"the answer was cut after {size} of {expected} bytes")
+        return b"".join(parts)
+
 
 class RequestsTransport(Transport):
     """HTTP(S) to the hub at `base_url` through one `requests.Session` (kept-alive connections).
@@ -171,6 +212,233 @@ class RequestsTransport(Transport):
 
     def close(self) -> None:
         self.session.close()
+
+    def stream(self, method, path, *, headers, body, timeout):
+        where = f"{self.peer} at {self.base_url}"
+        try:
+            resp = self.session.request(method, self.base_url + path, data=body or None, headers=headers,
+                                        timeout=timeout, allow_redirects=False, stream=True)
+        except requests.RequestException as exc:
+            raise HubUnreachable(f"no answer from {where}: {type(exc).__name__}") from exc
+        raw = resp.raw
+
+        def read(size: int) -> bytes:
+            try:  # what has arrived, up to size: a frame is applied as soon as it is here
+                return raw.read1(size) if hasattr(raw, "read1") else raw.read(size)
+            except (OSError, requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                    ValueError) as exc:
+                raise HubUnreachable(f"the answer from {where} was cut: {type(exc).__name__}") from exc
+
+        return StreamReply(resp.status_code, resp.headers, read, resp.close)
+
+
+# ---------------------------------------------------------------- pipelined pushes
+
+PIPELINE_BATCH = 200  # changes per pipelined push at most: small, so a cut costs little; its round trip is hidden
+PIPELINE_WINDOW = 2  # pushes written on the connection whose answers are not read yet
+CUT_JITTER = 0.2  # seconds at most before the first reconnect after a cut (a cut is not a hub failure)
+MAX_HEAD = 65_536  # bytes of an answer's status line and of each header line at most
+
+
+class _Cut(Exception):
+    """The pipelined connection ended or answered something that is not HTTP/1.1: reconnect and resend."""
+
+
+class PushPipe:
+    """HTTP/1.1 pipelining of pushes on one kept-alive connection of the transport's `requests.Session`.
+
+    requests cannot pipeline, so the requests are written raw on the socket of a connection taken from the
+    session's own urllib3 pool (same TLS settings: `verify`, `cert`, REQUESTS_CA_BUNDLE) and the answers read
+    back in order; the connection goes back to the pool afterwards, so the pull that follows reuses it
+    instead of paying a new handshake. Used only when requests would connect directly (no HTTP proxy).
+    """
+
+    def __init__(self, client: HubClient, transport: RequestsTransport, url: str, verify: Any, cert: Any):
+        self.client, self.transport = client, transport
+        self.url, self.verify, self.cert = url, verify, cert
+        parts = urlsplit(url)
+        self.host = parts.netloc
+        self.pool: Any = None
+        self.conn: Any = None
+        self.reader: Any = None
+
+    @classmethod
+    def open_for(cls, client: HubClient) -> PushPipe | None:
+        """A pipe for `client`'s transport, or None when it is not plain requests over HTTP(S) without a proxy."""
+        transport = client.transport
+        if not isinstance(transport, RequestsTransport) or not isinstance(transport.session, requests.Session):
+            return None
+        url = transport.base_url + "/"
+        session = transport.session
+        try:
+            settings = session.merge_environment_settings(url, {}, None, None, None)
+            if requests.utils.select_proxy(url, settings.get("proxies") or {}):
+                return None  # through a proxy: leave it to requests, one push at a time
+            adapter = session.get_adapter(url)
+            if not hasattr(adapter, "get_connection_with_tls_context"):
+                return None
+        except (ValueError, requests.RequestException):
+            return None
+        return cls(client, transport, url, settings.get("verify", True), settings.get("cert"))
+
+    def __enter__(self) -> PushPipe:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release(clean=exc[0] is None)
+
+    # ------------------------------------------------------------ the connection
+
+    def connect(self) -> None:
+        """A connection from the session's pool (kept alive from the requests before), connected."""
+        if self.pool is None:
+            adapter = self.transport.session.get_adapter(self.url)
+            request = requests.Request("POST", self.url).prepare()
+            self.pool = adapter.get_connection_with_tls_context(request, self.verify, cert=self.cert)
+        self.conn = self.pool._get_conn()  # closes a pooled connection the peer has dropped
+        self.conn.timeout = self.client.timeout[0]
+        if self.conn.sock is None:
+            self.conn.connect()
+        self.conn.sock.settimeout(self.client.timeout[1])
+        self.reader = self.conn.sock.makefile("rb")
+
+    def release(self, *, clean: bool) -> None:
+        """Hand the connection back to the pool: as it is when every answer was read, else closed."""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        if self.conn is not None:
+            if not clean:
+                self.conn.close()
+            self.pool._put_conn(self.conn)
+            self.conn = None
+
+    def send(self, path: str, body: bytes) -> None:
+        headers = self.client._headers("POST", path, body, protocol.MEDIA_TYPE, True)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.conn.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+                               f"Accept-Encoding: identity\r\nConnection: keep-alive\r\n{head}\r\n"
+                               .encode("latin-1") + body)
+
+    def _line(self) -> bytes:
+        line = self.reader.readline(MAX_HEAD + 1)
+        if not line.endswith(b"\n") or len(line) > MAX_HEAD:
+            raise _Cut("the connection ended inside an answer's head")
+        return line
+
+    def _exactly(self, size: int) -> bytes:
+        data = self.reader.read(size)
+        if len(data) < size:
+            raise _Cut("the connection ended inside an answer's body")
+        return data
+
+    def read_answer(self) -> tuple[Reply, bool]:
+        """The next answer on the connection, and whether the hub keeps the connection open after it."""
+        parts = self._line().split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise _Cut("not an HTTP/1.1 answer")
+        status, version = int(parts[1]), parts[0]
+        headers: CaseInsensitiveDict = CaseInsensitiveDict()
+        for _ in range(1000):
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip()] = value.strip()
+        else:
+            raise _Cut("an answer with too many headers")
+        if "chunked" in headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            for _ in range(10_000_000):
+                size_text = self._line().split(b";")[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise _Cut("a chunked answer with a bad chunk size") from None
+                if size == 0:
+                    while self._line() not in (b"\r\n", b"\n"):
+                        pass  # trailers
+                    break
+                chunks.append(self._exactly(size))
+                self._line()
+            body = b"".join(chunks)
+        else:
+            length = headers.get("Content-Length", "0").strip()
+            if not length.isdigit() or int(length) > protocol.MAX_BODY:
+                raise _Cut("an answer without a usable Content-Length")
+            body = self._exactly(int(length))
+        connection = headers.get("Connection", "").lower()
+        keep = "close" not in connection and (version != b"HTTP/1.0" or "keep-alive" in connection)
+        return Reply(status, headers, body), keep
+
+    # ------------------------------------------------------------ the pipeline
+
+    def run(self, batch_after: Callable[[int, int], list[dict[str, Any]]], after: int,
+            limit: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        client = self.client
+        path = client.api_prefix + "/sync/push"
+        queue: deque[list[dict[str, Any]]] = deque()  # read from the log, answer not read yet, in seq order
+        bodies: dict[int, bytes] = {}  # encoded body of each queued batch, by its last seq
+        written = 0  # how many of the queue's first batches are on the current connection
+        failures, relearned = 0, False
+        if client.offset_ms is None:
+            client.hub_time()  # before the pipe holds the pooled connection: GET /time would need another
+        for _ in range(10_000_000):  # bounded: every round reads an answer or counts a failure
+            try:
+                if self.conn is None:
+                    self.connect()
+                    written = 0
+                while len(queue) < PIPELINE_WINDOW:
+                    batch = batch_after(queue[-1][-1]["seq"] if queue else after, limit)
+                    if not batch:
+                        break
+                    queue.append(batch)
+                    bodies[batch[-1]["seq"]] = protocol.encode_body({"node_id": client.node_id, "changes": batch})
+                if not queue:
+                    return
+                while written < len(queue):
+                    self.send(path, bodies[queue[written][-1]["seq"]])
+                    written += 1
+                reply, keep = self.read_answer()
+            except (OSError, _Cut, urllib3.exceptions.HTTPError, requests.RequestException) as exc:
+                self.release(clean=False)
+                failures += 1
+                if failures > client.retries:
+                    raise HubUnreachable(f"no answer from {self.transport.peer} at {self.transport.base_url}: "
+                                         f"{type(exc).__name__}") from exc
+                # the first reconnect after a cut comes at once (a little jitter); only a link that stays
+                # down backs off as usual
+                client.sleep(client.rand() * CUT_JITTER if failures == 1 else client._delay(failures - 1))
+                continue
+            batch = queue.popleft()
+            written -= 1
+            if not keep:
+                self.release(clean=False)  # the hub closes after this answer: the rest go again on a new one
+            if 200 <= reply.status < 300:
+                failures = 0
+                del bodies[batch[-1]["seq"]]
+                yield batch, client._json(reply)
+                after = batch[-1]["seq"]
+                continue
+            queue.appendleft(batch)  # not applied: it goes again, or the pipeline stops here
+            self.release(clean=False)  # what was sent behind it is refused or void: drop it unread
+            if reply.status in RETRY_STATUSES:
+                failures += 1
+                if failures > client.retries:
+                    raise HubUnreachable(f"the hub is busy or unavailable (HTTP {reply.status}) after "
+                                         f"{failures} attempts")
+                wait = parse_retry_after(reply.headers.get("Retry-After"))
+                client.sleep(min(wait, client.max_wait) if wait is not None else client._delay(failures - 1))
+                continue
+            error = client._error_of(reply)
+            if error.code in CLOCK_CODES and not relearned:
+                relearned = True
+                client.hub_time()  # the bodies stay; the headers are signed again as each one is written
+                continue
+            if error.code in CLOCK_CODES:
+                raise ClockSkewError(f"the hub refuses this node's time: {error.message}")
+            raise error
+        raise HubUnreachable("the pipelined push made no progress")
 
 
 def normalise_hub_url(url: str) -> str:
@@ -220,13 +488,17 @@ class HubClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise HubRefused("bad_answer", "the hub's /time answer has no hub_time_ms", 200) from exc
         self.offset_ms = hub_ms - (before + after) // 2
+        self.check_pin(answer)
+        return answer
+
+    def check_pin(self, answer: dict[str, Any]) -> None:
+        """The hub's key and id in an answer (/time, /sync/status) against the ones pinned at enrollment."""
         if self.hub_public_key is not None and answer.get("hub_public_key") != self.hub_public_key:
             raise HubKeyMismatch("the hub presents a key other than the one pinned at enrollment; "
                                  "sync refused (is this the right hub?)")
         if self.hub_node_id is not None and answer.get("hub_node_id") != self.hub_node_id:
             raise HubKeyMismatch(f"the hub calls itself {answer.get('hub_node_id')!r}, "
                                  f"not {self.hub_node_id!r} as pinned at enrollment; sync refused")
-        return answer
 
     def enroll(self, request: dict[str, Any]) -> dict[str, Any]:
         """POST /enroll (JSON, authenticated by the one-time token inside `request`)."""
@@ -240,21 +512,143 @@ class HubClient:
         """
         return self._json(self.call("POST", "/sync/push", {"node_id": self.node_id, "changes": changes}))
 
+    def push_stream(self, batch_after: Callable[[int, int], list[dict[str, Any]]], after: int, *,
+                    limit: int = protocol.PUSH_BATCH) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """Push this node's changes after seq `after`, batch by batch; yields (batch, answer) in seq order.
+
+        `batch_after(seq, limit)` reads the next batch (at most `limit` changes, seqs after `seq`) from the
+        log. Over HTTP(S) the pushes are pipelined (`PushPipe`): batches of at most PIPELINE_BATCH, up to
+        PIPELINE_WINDOW written on one kept-alive connection before the first one's answer is read, so the
+        round trip per batch is hidden. The hub answers pipelined requests in order and a batch applies only
+        after the one before it (seq contiguity), so answers come back in seq order: the caller commits each
+        answer as it is yielded. A cut resends only the batches whose answers were not read (the hub ignores
+        changes it already holds); 429/502/503/504 drop what is in flight and resend it after `Retry-After`
+        or a backoff; any other refusal stops the pipeline with its error (the batches behind it are
+        discarded unread). With another transport (tests, a relay seam) the batches go one at a time.
+        """
+        pipe = PushPipe.open_for(self)
+        if pipe is None:
+            for _ in range(10_000_000):  # bounded: each round yields a batch, whose end the caller commits
+                batch = batch_after(after, limit)
+                if not batch:
+                    return
+                yield batch, self.push(batch)
+                after = batch[-1]["seq"]
+            return
+        with pipe:
+            yield from pipe.run(batch_after, after, min(limit, PIPELINE_BATCH))
+
     def pull(self, cursor: str | None, limit: int = protocol.PULL_LIMIT) -> dict[str, Any]:
         """POST /sync/pull one page after `cursor`; returns {"changes", "cursor", "more", "digest"?}."""
         return self._json(self.call("POST", "/sync/pull", {"node_id": self.node_id, "cursor": cursor,
                                                             "limit": limit}))
 
+    def pull_pages(self, cursor: str | None, *, limit: int = protocol.PULL_FRAME,
+                   stream: int | None = protocol.PULL_STREAM) -> Iterator[dict[str, Any]]:
+        """Pages after `cursor` until one says no more, as pullwire.read_page gives them (with the check
+        their shape needs: "each" or "runs"), each as soon as it has arrived.
+
+        Protocol 2: compact pages, and with `stream` (changes per request at most) framed answers; a v1 hub
+        answers v1 pages and a relay single pages, read the same way. The caller commits each page with its
+        cursor before it asks for the next one: a cut link is then retried (with backoff) from the cursor of
+        the last page given, so nothing committed is asked for again and nothing is skipped.
+        """
+        request: dict[str, Any] = {"node_id": self.node_id, "limit": limit, "compact": True}
+        if stream:
+            request["stream"] = stream
+        attempt = idle = 0
+        while True:
+            request["cursor"] = cursor
+            reply = self._stream_call("/sync/pull", request)
+            moved = False
+            try:
+                for page in self._pages(reply):
+                    yield page
+                    attempt = 0
+                    moved = moved or bool(page["changes"]) or page["cursor"] not in (None, cursor)
+                    cursor = page["cursor"] or cursor
+                    if not page["more"]:
+                        return
+            except (HubUnreachable, pullwire.Truncated) as exc:  # cut: again from the last page given
+                if attempt >= self.retries:
+                    raise HubUnreachable(f"the pull was cut {attempt + 1} times in a row: {exc.message}") from exc
+                self.sleep(self._delay(attempt))
+                attempt += 1
+                continue
+            finally:
+                reply.close()
+            idle = 0 if moved else idle + 1  # the answer ended at its limit: ask again from the last cursor
+            if idle > 1:
+                raise HubRefused("bad_answer", "the hub says more changes wait but sends none", 200)
+
+    def _pages(self, reply: StreamReply) -> Iterator[dict[str, Any]]:
+        ctype = (reply.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            if ctype == pullwire.FRAMES_TYPE:
+                yield from pullwire.read_frames(reply.read)
+                return
+            yield pullwire.read_page(self._json(Reply(reply.status, reply.headers, reply.body())))
+        except protocol.BadBody as exc:
+            raise HubRefused("bad_answer", f"the hub's pull answer cannot be read: {exc.message}", 200) from exc
+
+    def _stream_call(self, path: str, obj: Any) -> StreamReply:
+        """`call` for an answer read as it arrives: the same signing, retries, Retry-After and errors."""
+        body = protocol.encode_body(obj)
+        relearned = False
+        attempt = 0
+        while True:
+            headers = self._headers("POST", self.api_prefix + path, body, protocol.MEDIA_TYPE, True)
+            try:
+                reply = self.transport.stream("POST", self.api_prefix + path, headers=headers, body=body,
+                                              timeout=self.timeout)
+                if 200 <= reply.status < 300:
+                    return reply
+                whole = Reply(reply.status, reply.headers, reply.body())
+                reply.close()
+            except HubUnreachable:
+                if attempt >= self.retries:
+                    raise
+                self.sleep(self._delay(attempt))
+                attempt += 1
+                continue
+            if whole.status in RETRY_STATUSES:
+                if attempt >= self.retries:
+                    raise HubUnreachable(f"the hub is busy or unavailable (HTTP {whole.status}) after "
+                                         f"{attempt + 1} attempts")
+                wait = parse_retry_after(whole.headers.get("Retry-After"))
+                self.sleep(min(wait, self.max_wait) if wait is not None else self._delay(attempt))
+                attempt += 1
+                continue
+            error = self._error_of(whole)
+            if error.code in CLOCK_CODES and not relearned:
+                relearned = True
+                self.hub_time()
+                continue
+            if error.code in CLOCK_CODES:
+                raise ClockSkewError(f"the hub refuses this node's time: {error.message}")
+            raise error
+
     def status(self, *, origins: list[str] | None = None, **reported: Any) -> dict[str, Any]:
         """POST /sync/status: what the hub holds of this node: {"acked_seq", "last_hash", "digest", ...}.
 
         `reported` (backlog, clock_skew_ms) is shown on the hub's nodes page; with `origins` (node ids) the
-        answer's "origins" maps each enrolled one to the highest seq the hub holds of it.
+        answer's "origins" maps each enrolled one to the highest seq the hub holds of it. A hub of this
+        version also names itself ("hub_node_id", "hub_public_key": checked against the pin, HubKeyMismatch)
+        and gives its clock ("hub_time_ms": the offset is learned from it, as from GET /time).
         """
         body: dict[str, Any] = dict(reported, node_id=self.node_id)
         if origins:
             body["origins"] = list(origins)
-        return self._json(self.call("POST", "/sync/status", body))
+        learned, before = self.offset_ms, self.wall_ms()
+        answer = self._json(self.call("POST", "/sync/status", body))
+        after = self.wall_ms()
+        if "hub_public_key" in answer or "hub_node_id" in answer:  # a hub of this version names itself here
+            self.check_pin(answer)
+        hub_ms = answer.get("hub_time_ms")
+        if (isinstance(hub_ms, int) and not isinstance(hub_ms, bool) and self.offset_ms == learned
+                and after - before <= STATUS_CLOCK_MS):
+            self.offset_ms = hub_ms - (before + after) // 2  # the clock offset kept fresh, as GET /time does
+        return answer
 
     def file_size(self, sha256: str) -> int:
         """HEAD /files/<sha256>: bytes of that file the hub holds (0 when none)."""

@@ -5,6 +5,21 @@ Order of checks for each node's run (design.md §5): key known and not revoked, 
 contiguity, `prev` chain. A batch with one bad change is refused whole (the caller's transaction rolls
 back); changes already held with the same hash are skipped, so a replay is a no-op; a change whose seq is
 held with another hash is a fork (`ForkDetected`, carrying both versions).
+
+Three ways to check signatures (`sign_check`):
+
+- "each": every change's own signature (a v1 pull page, a laptop's push to its relay, a bundle for a node);
+- "last": every hash and link, and the signature of the last change of each node's run, which must continue
+  what is held (a push to the hub);
+- "runs": a v2 pull page (node/sync/pullwire.py), where only the last change of each run carries its
+  signature: the changes of each node are split where their seqs jump; within a segment every hash is
+  recomputed and every `prev` must name the change before it; a segment's first `prev` must name the change
+  held here at the seq before (64 zeros before seq 1), when one is held; and each segment must end at a
+  change whose signature verifies, or at a change already held here with the same hash (verified when it
+  came). Every signature a change carries is verified too, so every signature stored was checked. The
+  others are stored with sig "" (they are authenticated by the signed change that ends their segment).
+
+In "each" and "last" a change must carry a signature: only the "runs" check takes a change without one.
 """
 
 from __future__ import annotations
@@ -81,14 +96,19 @@ def ingest(
     """Verify then store and apply `changes`; call inside one transaction. Raises a SyncError whole.
 
     sign_check="each" verifies every signature (a scoped, gapped subset pulled by a node); "last" verifies
-    every hash and link and only the last signature of each contiguous run, which authenticates the run.
+    every hash and link and only the last signature of each contiguous run, which authenticates the run;
+    "runs" verifies a v2 pull page run by run (see the module docstring).
     gaps_allowed=False (a push, a bundle): each node's new changes must continue its log exactly.
     """
+    if sign_check not in ("each", "last", "runs"):
+        raise ValueError(f"unknown sign_check {sign_check!r}")
     runs: dict[str, list[dict[str, Any]]] = {}
     seen: dict[tuple[str, int], str] = {}
     out = Outcome()
     for change in changes:
         change = check_change_shape(change)
+        if not change["sig"] and sign_check != "runs":
+            raise SignatureInvalid(f"{_ref(change)} carries no signature", change_ref=change["hash"])
         key = (change["node_id"], change["seq"])
         if key in seen and seen[key] == change["hash"]:
             out.skipped += 1  # delivered twice in one batch: once is enough (another hash is a fork, below)
@@ -105,7 +125,12 @@ def ingest(
                                   change_ref=run[0]["hash"])
         run.sort(key=lambda c: c["seq"])
         last_seq, last_hash = log.last_of(node_id)
-        held_rows = _held(node_id, [c["seq"] for c in run if c["seq"] <= last_seq])
+        if sign_check == "runs":  # also the change before each one: a segment's first prev must name it
+            wanted = sorted({s for c in run for s in (c["seq"], c["seq"] - 1) if 1 <= s <= last_seq})
+            held_rows = _held(node_id, wanted)
+            _verify_runs(run, public, held_rows)
+        else:
+            held_rows = _held(node_id, [c["seq"] for c in run if c["seq"] <= last_seq])
         fresh = []
         for change in run:
             if change["seq"] <= last_seq:
@@ -120,7 +145,8 @@ def ingest(
                 raise ForkDetected(f"fork at {_ref(change)}: another change with this seq is already held",
                                    held=log.row_to_change(held), incoming=change)
             fresh.append(change)
-        _verify(fresh, public, sign_check, last_seq, last_hash, gaps_allowed=gaps_allowed)
+        if sign_check != "runs":
+            _verify(fresh, public, sign_check, last_seq, last_hash, gaps_allowed=gaps_allowed)
         if not gaps_allowed:
             require_contiguous(fresh, last_seq)
         verified.extend(fresh)
@@ -181,6 +207,45 @@ def _verify(run: list[dict[str, Any]], public: str, sign_check: str, last_seq: i
                 raise SequenceGap(f"gap before {ref}: expected seq {expected_seq}", change_ref=change["hash"])
             if change["prev"] != expected_prev:
                 raise ChainBroken(f"prev of {ref} does not name the previous change", change_ref=change["hash"])
+
+
+def _verify_runs(run: list[dict[str, Any]], public: str, held: dict[int, log.Change]) -> None:
+    """The "runs" check of one node's changes (sorted by seq; `held`: rows held here by seq): hashes and links
+    first, then the signatures, each raising its first failure in seq order. The caller stores and applies
+    nothing before every change of the batch passed."""
+    ends: set[int] = set()
+    for i, change in enumerate(run):
+        ref = _ref(change)
+        if log.change_hash(change) != change["hash"]:
+            raise HashMismatch(f"hash of {ref} does not match its content (tampered?)", change_ref=change["hash"])
+        before = run[i - 1] if i else None
+        if before is not None and change["seq"] == before["seq"]:
+            raise ChainBroken(f"two different changes claim {ref}", change_ref=change["hash"])
+        if before is not None and change["seq"] == before["seq"] + 1:
+            expected: str | None = before["hash"]
+        else:  # a segment starts: its first prev must name what is held here at the seq before, if anything
+            if before is not None:
+                ends.add(i - 1)
+            anchor = held.get(change["seq"] - 1)
+            expected = log.GENESIS if change["seq"] == 1 else (anchor.hash if anchor is not None else None)
+        if expected is not None and change["prev"] != expected:
+            raise ChainBroken(f"prev of {ref} does not name the previous change", change_ref=change["hash"])
+    if run:
+        ends.add(len(run) - 1)
+
+    def anchored(change: dict[str, Any]) -> bool:
+        row = held.get(change["seq"])
+        return row is not None and row.hash == change["hash"]
+
+    must = [i for i, c in enumerate(run) if c["sig"] or (i in ends and not anchored(c))]
+    failures = _check_signatures([(public, run[i]["hash"], run[i]["sig"]) for i in must])
+    for i, failure in zip(must, failures, strict=True):
+        if isinstance(failure, SignatureInvalid):
+            what = "signature" if run[i]["sig"] else "missing signature (the end of a run must carry one)"
+            raise SignatureInvalid(f"{what} of {_ref(run[i])} does not verify with the node's key",
+                                   change_ref=run[i]["hash"]) from failure
+        if failure is not None:
+            raise failure
 
 
 def _verify_each(items: list[tuple[str, str, str]]) -> list[Exception | None]:

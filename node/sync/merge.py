@@ -229,6 +229,11 @@ def update(model: type[pw.Model], values: dict[str, Any], row_id: Any) -> None:
     run(model, ("update", columns), build, args)
 
 
+# Called with the model before `insert_rows` writes rows (a hub on PostgreSQL takes its commit-order lock
+# there before Change rows get their ids: see central/storage/postgresql.py); None: nothing to do.
+BEFORE_ROWS: ContextVar[Callable[[type[pw.Model]], None] | None] = ContextVar("motcua_before_rows", default=None)
+
+
 def insert_rows(model: type[pw.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
                 copy: bool = False) -> None:
     """`model.insert_many(rows, fields=columns).execute()` as one executemany of a cached statement.
@@ -239,6 +244,9 @@ def insert_rows(model: type[pw.Model], columns: Sequence[str], rows: Sequence[Se
     """
     if not rows:
         return
+    guard = BEFORE_ROWS.get()
+    if guard is not None:
+        guard(model)
     meta = _meta(model)
     columns = tuple(columns)
     specs = [meta.spec[c] for c in columns]

@@ -15,17 +15,27 @@ also self-authenticating (each is signed by its node). Endpoints on the hub (all
                                       "origins": {node_id: seq}}   (see "Relays" below)
     POST /sync/pull   (signed)        {"node_id", "cursor": str|null, "limit"} ->
                                       {"changes": [...], "cursor": str, "more": bool, "digest": {...}}
+                                      protocol 2: {..., "compact": true} -> the same page with "runs"
+                                      instead of "changes"; {..., "compact": true, "stream": N} -> frames
+                                      of `limit` changes, N changes at most (see "Pulls, protocol 2")
     POST /sync/status (signed)        {"node_id", "origins"?: [node_id, ...]} -> {"acked_seq", "last_hash",
-                                      "digest", "hub_time_ms", "origins"?: {node_id: seq held}}
+                                      "digest", "hub_node_id", "hub_public_key", "hub_time_ms",
+                                      "origins"?: {node_id: seq held}}
     PUT  /files/<sha256>?offset=N     (signed) raw chunk bytes -> {"size": bytes held}; complete when the
                                       bytes hash to <sha256>
     HEAD /files/<sha256>              (signed) -> X-Motcua-Size header: bytes held (0 if none)
     GET  /files/<sha256>              (signed) -> the file, when the node's scope mentions it
 
+/sync/status names the hub and gives its clock (fields only added, in protocol 1 and 2 alike). A node
+that knows its offset to the hub's clock (saved by an earlier sync) then sends no GET /time: it checks the
+hub's key in the status answer and refreshes the offset from its hub_time_ms; an older hub's answer lacks
+"hub_public_key", and the node then asks GET /time as before. Older nodes ignore the new fields.
+
 Signed requests carry `X-Motcua-Node` (node id), `X-Motcua-Time` (ms, on the hub's clock as learned from
-GET /time), `X-Motcua-Signature` = Ed25519 over `request_message(...)`. The hub refuses a time more than
-REQUEST_WINDOW_MS away from its own (replay window), an unknown node (403 unknown_node), a revoked one
-(403 node_revoked) and a quarantined one for pushes (403 node_quarantined).
+GET /time or a /sync/status answer, or as an earlier sync saved it), `X-Motcua-Signature` = Ed25519 over
+`request_message(...)`. The hub refuses a time more than REQUEST_WINDOW_MS away from its own (replay window),
+an unknown node (403 unknown_node), a revoked one (403 node_revoked) and a quarantined one for pushes
+(403 node_quarantined).
 
 Errors: `{"error": {"code", "message", "change"?: {"node_id", "seq", "hash"}}}`; 413 for bodies over
 MAX_BODY (compressed) or inflating past MAX_INFLATED; 429/503 with Retry-After when shedding load.
@@ -37,6 +47,17 @@ the hub holds of it (replays skipped), and its changes may only write units both
 "origins" gives the highest seq the hub now holds of each relayed origin; /sync/status answers the same
 for the ids listed in "origins" (enrolled nodes only).
 
+Pulls, protocol 2 (node/sync/pullwire.py has the details). A page may give "runs" instead of "changes":
+each origin's contiguous run with its first seq and first prev, the changes without node_id, seq, prev and
+hash (recomputed by the receiver), and only the signature of the run's last change, which authenticates the
+run (design.md §5; ingest's "runs" check). The changes of a run other than its last are then stored with
+sig "", so servers of stored changes end runs only at changes that carry a signature (node/relay.py). With
+"stream" the hub answers `application/vnd.motcua.frames`: one zstd stream of frames, each a page with the
+cursor after it, which the node applies and commits one by one as they arrive (a cut loses at most the
+frame under way). The page shape is chosen by the request body, so a v1 node, which asks for neither, gets
+v1 pages as before; a v2 node reads v1 pages too. Version 2 also means: a change pushed or served for a v1
+reader always carries its own signature.
+
 A commune node serves its field laptops on the LAN under RELAY_API (/relay/v1) with the same bodies and
 the same signed requests (signed by the laptop, checked against the key registry the node pulled):
 
@@ -46,8 +67,9 @@ the same signed requests (signed by the laptop, checked against the key registry
     POST /relay/v1/sync/push (signed) {"node_id", "changes"} -> {"acked_seq", "stored", "skipped"}: the
                                       laptop's own changes, one contiguous chained run, each concerning the
                                       commune's unit, every signature verified
-    POST /relay/v1/sync/pull (signed) {"node_id", "cursor", "limit"} -> {"changes", "cursor", "more"}: what
-                                      the commune node holds (its unit and "*"), the laptop's own excepted
+    POST /relay/v1/sync/pull (signed) {"node_id", "cursor", "limit", "compact"?} -> {"changes" | "runs",
+                                      "cursor", "more"}: what the commune node holds (its unit and "*"), the
+                                      laptop's own excepted (v1 pages: only changes with their own signature)
     POST /relay/v1/sync/status (signed) {"node_id", "nonce"} -> {"acked_seq", "last_hash", "relay_node_id",
                                       "proof"}: proof = the commune node's signature over
                                       relay_proof_message(nonce, relay_node_id, laptop_id)
@@ -64,13 +86,15 @@ import zstandard
 
 from .errors import EncodingError, SyncError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: compact and framed pull pages (node/sync/pullwire.py)
 ACCEPTED_VERSIONS = (PROTOCOL_VERSION - 1, PROTOCOL_VERSION)
 MEDIA_TYPE = "application/vnd.motcua+zstd"
 MAX_BODY = 8 * 1024 * 1024  # compressed bytes on the wire
 MAX_INFLATED = 64 * 1024 * 1024  # after decompression
 PUSH_BATCH = 500  # changes per pushed batch
 PULL_LIMIT = 1000  # changes per pulled batch, at most
+PULL_FRAME = 200  # changes per frame of a framed pull (protocol 2)
+PULL_STREAM = 20_000  # changes per framed pull request, at most
 REQUEST_WINDOW_MS = 15 * 60 * 1000
 RELAY_API = "/relay/v1"  # a commune node's endpoints for its field laptops on the LAN
 MAX_STATUS_ORIGINS = 500  # node ids one /sync/status may ask about
@@ -185,6 +209,7 @@ def check_change_shape(change: Any) -> dict[str, Any]:
 
 __all__ = [
     "PROTOCOL_VERSION", "ACCEPTED_VERSIONS", "MEDIA_TYPE", "MAX_BODY", "MAX_INFLATED", "PUSH_BATCH", "PULL_LIMIT",
+    "PULL_FRAME", "PULL_STREAM",
     "REQUEST_WINDOW_MS", "GLOBAL_SCOPE", "HUB_ONLY_SCOPE", "RELAY_API", "MAX_STATUS_ORIGINS", "encode_body",
     "decode_body", "request_message", "relay_proof_message",
     "make_cursor", "read_cursor", "digest_of", "check_change_shape", "BodyTooLarge", "BadBody", "BadCursor",

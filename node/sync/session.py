@@ -2,9 +2,11 @@
 
     time -> push -> files_up -> pull -> files_down -> verify_digest
 
-- time: GET /time (learn the hub's clock, check its key against the pinned one) and /sync/status (what the
-  hub holds of this node: its acknowledged seq, which also resumes a node whose local setting was lost, and
-  a fork check: a node restored from an old backup is stopped before it pushes a reused seq).
+- time: /sync/status (what the hub holds of this node: its acknowledged seq, which also resumes a node whose
+  local setting was lost, and a fork check: a node restored from an old backup is stopped before it pushes
+  a reused seq); its answer also names the hub (checked against the pinned key every sync) and gives the
+  hub's clock. GET /time only on the first sync (no saved sync.clock_skew_ms), when the hub refuses the
+  request's time (the clock is learned again), or with a hub too old to name itself in /sync/status.
 - push: own changes after the acknowledged seq, in batches of PUSH_BATCH read by bounded queries; the new
   acknowledged seq is committed after each batch. Then, on a commune node that serves field laptops on
   its LAN (node/relay.py), the laptops' changes it took and the hub lacks: the hub says what it holds of each
@@ -14,7 +16,9 @@
 - files_up: own attachments whose change the hub acknowledged and whose file it lacks, in 256 KiB chunks,
   resumed from the size the hub reports (HEAD).
 - pull: pages after the saved cursor until `more` is false; each page is verified and applied in ONE
-  transaction together with the new cursor, so the cursor moves only when the merge committed.
+  transaction together with the new cursor, so the cursor moves only when the merge committed. Protocol 2:
+  the hub streams the pages as frames of one answer (node/sync/pullwire.py), each committed as it arrives,
+  so a cut loses at most the frame under way.
 - files_down: files of received attachments that are not here yet; a missing file never blocks a dossier
   (it stays "waiting" and is fetched on a later sync).
 - verify_digest: the digest of every change held here (less own changes not yet acknowledged, and less the
@@ -23,7 +27,10 @@
   (ingest skips what is held), then compared again: "repaired", or `DigestMismatch`.
 
 Each stage commits what it finished, so an interrupted sync loses at most the batch in flight and the next
-run completes from the saved progress. Settings (through `Replica.setting`/`Replica.save`):
+run completes from the saved progress. Settings whose loss only repeats work (stage markers, scan marks, the
+clock offset, the hub's digest, the last result) are committed without waiting for the disk (`unsynced`);
+a pushed batch's acknowledged seq and a pulled page's cursor are durable. Settings (through
+`Replica.setting`/`Replica.save`):
 
     sync.stage          the stage under way ('' once a run ended)     sync.acked_seq   hub-acknowledged seq
     sync.cursor         hub cursor after the last committed page      sync.repull      '1' during a re-pull
@@ -47,12 +54,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import encoding, hlc, ingest, keys, log, protocol
+import peewee as pw
+
+from . import encoding, hlc, ingest, keys, log, merge, protocol
 from .client import HubClient, HubRefused, NodeForked
 from .errors import SyncError
 from .log import Change
@@ -193,11 +202,13 @@ class SyncSession:
         """Every stage in order; progress saved as it goes; failures recorded in sync.last_error."""
         started = self.monotonic()
         self.report = report = SyncReport()
-        self.replica.save({"sync.last_attempt": self.replica.now_text()})
         stage = ""
         try:
             for stage in STAGES:
-                self.replica.save({"sync.stage": stage})
+                marker = {"sync.stage": stage}
+                if stage == STAGES[0]:
+                    marker["sync.last_attempt"] = self.replica.now_text()
+                self._note(marker)
                 if self.on_stage:
                     self.on_stage(stage)
                 getattr(self, f"stage_{stage}")()
@@ -221,18 +232,28 @@ class SyncSession:
                 done["sync.last_error"] = json.dumps({"code": report.error_code, "message": report.error,
                                                       "stage": report.stage, "at": self.replica.now_text()},
                                                      ensure_ascii=False)
-            self.replica.save(done)
+            self._note(done)
         return report
 
     # ------------------------------------------------------------ stages
 
     def stage_time(self) -> None:
-        self.client.hub_time()
+        saved = self.replica.setting("sync.clock_skew_ms")
+        if self.client.offset_ms is None and saved.lstrip("-").isdigit():
+            # The offset an earlier sync learned stands in for GET /time: one round trip less. Should the hub
+            # refuse the request's time, the client learns its clock again (HubClient.call).
+            self.client.offset_ms = -int(saved)
+        elif self.client.offset_ms is None:
+            self.client.hub_time()  # the first sync: learn the hub's clock (and check its key)
         skew = -(self.client.offset_ms or 0)  # this node's clock minus the hub's: positive = ahead
-        self.report.clock_skew_ms = skew
         backlog = changes_waiting(self.replica)
         self.client.telemetry = {"X-Motcua-Backlog": str(backlog), "X-Motcua-Clock-Skew": str(skew)}
         held = self.client.status(backlog=backlog, clock_skew_ms=skew)
+        if "hub_public_key" not in held:
+            self.client.hub_time()  # an older hub does not name itself in /sync/status: its key is checked here
+        skew = -(self.client.offset_ms or 0)  # refreshed by the status answer's hub_time_ms
+        self.report.clock_skew_ms = skew
+        self.client.telemetry["X-Motcua-Clock-Skew"] = str(skew)
         hub_acked = int(held.get("acked_seq") or 0)
         top = own_top(self.me)
         if hub_acked > top:
@@ -244,27 +265,33 @@ class SyncSession:
             if row is None or (held.get("last_hash") and row.hash != held["last_hash"]):
                 raise NodeForked(f"the hub holds another change at seq {hub_acked} of this node (a fork); "
                                  "enroll this node again as a new node.")
-        self.replica.save({"sync.clock_skew_ms": skew, "sync.acked_seq": hub_acked})
+        self._note({"sync.clock_skew_ms": skew, "sync.acked_seq": hub_acked})  # both read again from the hub
 
     def stage_push(self) -> None:
+        """Own changes after the acknowledged seq, pipelined (HubClient.push_stream); each answer commits."""
         acked = self._int("sync.acked_seq")
-        while True:
-            rows = list(Change.select().where((Change.node_id == self.me) & (Change.seq > acked))
-                        .order_by(Change.seq).limit(self.push_batch))
-            if not rows:
-                break
-            batch = [log.row_to_change(r) for r in rows]
-            answer = self.client.push(batch)
-            new = int(answer.get("acked_seq") or 0)
-            if new < batch[-1]["seq"]:
-                raise HubRefused("not_acknowledged", f"the hub acknowledged seq {new} after a batch ending at "
-                                 f"{batch[-1]['seq']}", 200)
-            new = batch[-1]["seq"]
-            self.replica.save({"sync.acked_seq": new})
-            self.report.pushed += new - acked
-            acked = new
-            self.client.telemetry["X-Motcua-Backlog"] = str(changes_waiting(self.replica))
+
+        def batch_after(seq: int, limit: int) -> list[dict[str, Any]]:  # one bounded read of the log
+            rows = (Change.select().where((Change.node_id == self.me) & (Change.seq > seq))
+                    .order_by(Change.seq).limit(limit))
+            return [log.row_to_change(r) for r in rows]
+
+        with closing(self.client.push_stream(batch_after, acked, limit=self.push_batch)) as answers:
+            for batch, answer in answers:
+                self._commit_push(batch, answer, acked)
+                acked = batch[-1]["seq"]
         self.relay_laptops()
+
+    def _commit_push(self, batch: list[dict[str, Any]], answer: dict[str, Any], acked: int) -> None:
+        """Save the acknowledged seq after one pushed batch (part of stage_push)."""
+        new = int(answer.get("acked_seq") or 0)
+        if new < batch[-1]["seq"]:
+            raise HubRefused("not_acknowledged", f"the hub acknowledged seq {new} after a batch ending at "
+                             f"{batch[-1]['seq']}", 200)
+        new = batch[-1]["seq"]
+        self.replica.save({"sync.acked_seq": new})
+        self.report.pushed += new - acked
+        self.client.telemetry["X-Motcua-Backlog"] = str(changes_waiting(self.replica))
 
     def relay_laptops(self) -> None:
         """Push the changes of field laptops this node took over the LAN that the hub does not hold yet."""
@@ -321,9 +348,10 @@ class SyncSession:
 
     def stage_files_up(self) -> None:
         mark, acked = self._int("sync.files_up_mark"), self._int("sync.acked_seq")
+        top = _top_id()  # read first: every row up to it is visible to the scan below
         saved = mark
         try:
-            for row in self._attachment_changes(mark, own=True):
+            for row in self._attachment_changes(mark, own=True, upto=top):
                 if row.seq > acked:
                     return  # its change is not on the hub yet: files travel after the changes that mention them
                 sha = encoding.decode(row.payload).get("fields", {}).get("sha256", "")
@@ -336,49 +364,52 @@ class SyncSession:
                     logger.warning("attachment file %s is missing or damaged here; it cannot be uploaded", sha)
                 mark = row.id
                 if sent or mark - saved >= SCAN_BATCH:  # one commit per file sent, or per batch of checks
-                    self.replica.save({"sync.files_up_mark": mark})
+                    self._note({"sync.files_up_mark": mark})  # lost on a power cut: the hub is asked again
                     saved = mark
+            mark = max(mark, top)  # scanned to the top: the next sync starts there, not at the last attachment
         finally:
             if mark != saved:
-                self.replica.save({"sync.files_up_mark": mark})
+                self._note({"sync.files_up_mark": mark})
 
     def stage_pull(self) -> None:
+        """Pages (frames of a framed answer, protocol 2) after the saved cursor, each verified ("runs" for
+        compact pages, "each" for v1 ones) and applied in one transaction with the cursor after it."""
         cursor = self.replica.setting("sync.cursor") or None
-        while True:
-            page = self.client.pull(cursor, self.pull_limit)
-            changes = page.get("changes") or []
-            new_cursor = page.get("cursor") or cursor
-            if not isinstance(changes, list):
-                raise HubRefused("bad_answer", "the hub's pull answer has no list of changes", 200)
-            with self.replica.transaction():
-                outcome = ingest.ingest(changes, key_for=self._key_lookup(changes), apply=self.replica.apply,
-                                        sign_check="each", gaps_allowed=True)
-                self.replica.save({"sync.cursor": new_cursor})
-            for change in outcome.stored_changes:
-                try:
-                    self.replica.clock.observe(hlc.Timestamp.parse(change["hlc"]))
-                except ValueError:  # a malformed clock on a signed change: kept, just not observed
-                    logger.warning("change %s#%s has a malformed hlc", change["node_id"], change["seq"])
-            self.report.pulled += outcome.stored
-            if not page.get("more"):
-                self.hub_digest = page.get("digest") if isinstance(page.get("digest"), dict) else None
-                return
-            if not changes and new_cursor == cursor:
-                raise HubRefused("bad_answer", "the hub says more changes wait but sends none", 200)
-            cursor = new_cursor
+        limit = max(1, min(self.pull_limit, protocol.PULL_FRAME))
+        with closing(self.client.pull_pages(cursor, limit=limit)) as pages:
+            for page in pages:
+                changes = page["changes"]
+                with self.replica.transaction():
+                    outcome = ingest.ingest(changes, key_for=self._key_lookup(changes), apply=self.replica.apply,
+                                            sign_check=page["sign_check"], gaps_allowed=True)
+                    self.replica.save({"sync.cursor": page["cursor"] or cursor})
+                cursor = page["cursor"] or cursor
+                for change in outcome.stored_changes:
+                    try:
+                        self.replica.clock.observe(hlc.Timestamp.parse(change["hlc"]))
+                    except ValueError:  # a malformed clock on a signed change: kept, just not observed
+                        logger.warning("change %s#%s has a malformed hlc", change["node_id"], change["seq"])
+                self.report.pulled += outcome.stored
+                if not page["more"]:
+                    self.hub_digest = page["digest"]
+                    return
 
     def stage_files_down(self) -> None:
         seen = self._int("sync.files_seen")
-        pending: list[str] = json.loads(self.replica.setting("sync.files_pending") or "[]")
-        scanned = 0
-        for row in self._attachment_changes(seen, own=False):
+        pending_text = self.replica.setting("sync.files_pending") or "[]"
+        pending: list[str] = json.loads(pending_text)
+        top = _top_id()  # read first: every row up to it is visible to the scan below
+        first, scanned = seen, 0
+        for row in self._attachment_changes(seen, own=False, upto=top):
             sha = encoding.decode(row.payload).get("fields", {}).get("sha256", "")
             if sha and sha not in pending and not self.replica.file_path(sha).exists():
                 pending.append(sha)
             seen, scanned = row.id, scanned + 1
             if scanned % SCAN_BATCH == 0:
-                self.replica.save({"sync.files_seen": seen, "sync.files_pending": json.dumps(pending)})
-        self.replica.save({"sync.files_seen": seen, "sync.files_pending": json.dumps(pending)})
+                self._note({"sync.files_seen": seen, "sync.files_pending": json.dumps(pending)})
+        seen = max(seen, top)  # scanned to the top: the next sync starts there, not at the last attachment
+        if seen != first or json.dumps(pending) != pending_text:  # lost on a power cut: scanned again
+            self._note({"sync.files_seen": seen, "sync.files_pending": json.dumps(pending)})
         for sha in list(pending):
             if not self.replica.file_path(sha).exists():
                 try:
@@ -400,7 +431,7 @@ class SyncSession:
         hub, held = self._hub_view(lan, self.hub_digest)
         repulling = self.replica.setting("sync.repull") == "1"
         if hub == self.local_digest(held):
-            self.replica.save({"sync.hub_digest": json.dumps(hub), "sync.repull": ""})
+            self._note({"sync.hub_digest": json.dumps(hub), "sync.repull": ""})  # durable with the next commit
             self._prune_lan_origins(lan, held)
             self.report.digest_ok, self.report.repaired = True, repulling
             return
@@ -447,19 +478,32 @@ class SyncSession:
         """Digest of every change held here, less own changes the hub has not acknowledged yet, and less the
         changes of nodes in `held` (node id -> highest seq the hub holds of it) above that seq."""
         acked = self._int("sync.acked_seq")
-        ahead = (Change.node_id == self.me) & (Change.seq > acked)
-        for origin, seq in (held or {}).items():
-            if origin != self.me:
-                ahead = ahead | ((Change.node_id == origin) & (Change.seq > seq))
-        query = Change.select(Change.hash).where(~ahead).tuples().iterator()
-        return protocol.digest_of(h for (h,) in query)
+        ahead = [(self.me, acked)] + [(o, s) for o, s in (held or {}).items() if o != self.me]
+        # The running digest of the whole log (log.LogDigest) less these few rows (the backlog), read in
+        # one transaction so that a change stored meanwhile is in both or in neither.
+        with self.replica.transaction():
+            whole = log.held_digest()
+            count, total = whole["count"], int(whole["sum"], 16)
+            for origin, seq in ahead:  # one indexed range per node: (node_id, seq) is unique
+                query = Change.select(Change.hash).where((Change.node_id == origin) & (Change.seq > seq)).tuples()
+                for (h,) in query.iterator():
+                    count, total = count - 1, total - int(h, 16)
+        return {"count": count, "sum": f"{total % (1 << 256):064x}"}
+
+    def _note(self, values: dict[str, Any]) -> None:
+        """Save settings whose loss on a power cut only repeats work (stage markers, scan marks, the clock
+        offset, the last result) without waiting for the disk: see `unsynced`."""
+        with unsynced():
+            self.replica.save(values)
 
     def _int(self, name: str) -> int:
         return int_setting(self.replica, name)
 
-    def _attachment_changes(self, after: int, *, own: bool) -> Iterator[Change]:
-        """Attachment changes (own or received) after Change.id `after`, read in bounded batches."""
+    def _attachment_changes(self, after: int, *, own: bool, upto: int | None = None) -> Iterator[Change]:
+        """Attachment changes (own or received) after Change.id `after` (up to `upto`), in bounded batches."""
         mine = (Change.node_id == self.me) if own else (Change.node_id != self.me)
+        if upto is not None:
+            mine = mine & (Change.id <= upto)
         while True:
             rows = list(Change.select(Change.id, Change.seq, Change.payload)
                         .where(mine & (Change.entity == "attachment") & (Change.id > after))
@@ -520,6 +564,33 @@ class SyncSession:
             return row.public_key, "active"
 
         return key_for
+
+
+def _top_id() -> int:
+    """The highest Change.id held (0 for an empty log)."""
+    return Change.select(pw.fn.MAX(Change.id)).scalar() or 0
+
+
+@contextmanager
+def unsynced() -> Iterator[None]:
+    """Commits made inside skip the fsync (SQLite in WAL mode, synchronous=NORMAL on this thread's connection):
+    for settings whose loss on a power cut only repeats work. They are committed and seen at once; the next
+    durable commit (a pushed batch's acknowledged seq, a pulled page with its cursor) syncs them to disk too,
+    and a cut before that loses them, never the database's consistency. Inside an open transaction, or on
+    another database, nothing changes."""
+    db = merge.database_of(Change)
+    if not isinstance(db, pw.SqliteDatabase) or db.in_transaction():
+        yield
+        return
+    (level,) = db.execute_sql("PRAGMA synchronous").fetchone()
+    if level < 2:  # NORMAL or OFF already
+        yield
+        return
+    db.execute_sql("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        db.execute_sql(f"PRAGMA synchronous={int(level)}")
 
 
 def _sha256_file(path: Path) -> str:
