@@ -244,7 +244,10 @@ def test_a_cut_resends_only_the_batches_not_acknowledged(fake, served, proxy):
     assert held_seqs(fake, other.node_id) == list(range(1, N + 1)), "nothing lost, nothing stored twice"
     firsts = [p[0][1] for p in fake.pushes]
     resent = sorted(s for s in set(firsts) if firsts.count(s) > 1)
-    assert resent and set(resent) <= {31, 41}, f"only the batches in flight at the cut went again: {firsts}"
+    # In flight at the cut: batch 4 (seq 31) and one neighbour: batch 5 when batch 3's answer was already
+    # read, batch 3 when its answer was still on the way (a loaded machine); never more than the window.
+    assert 31 in resent and set(resent) <= {21, 31, 41} and len(resent) <= client_module.PIPELINE_WINDOW, \
+        f"only the batches in flight at the cut went again: {firsts}"
     assert proxy.cuts == 1 and proxy.connections == 2
     assert len(sleeps) == 1 and sleeps[0] <= client_module.CUT_JITTER, "a cut: reconnect at once"
 
