@@ -14,6 +14,8 @@ again afterwards, with the extra indexes of `node.indicators.RECOMMENDED_INDEXES
 `measure(...)` opens the hub as the server does (`central.instance.Hub`: apsw, the hub's pragmas) and times
 `node.indicators.compute` for the province for a year, the province for the whole 24 months (every
 dossier), and one commune for a year; the median of several runs, server time, as in bench/timing.py.
+With `--postgres URL` the same rows are copied once into a PostgreSQL schema (kept between runs) and, before
+each measurement, put in the state of a living hub just before its next autovacuum (`between_autovacuums`).
 """
 
 from __future__ import annotations
@@ -346,6 +348,24 @@ def postgres_copy(path: Path, base_url: str, progress: Callable[[str], None] = p
     return url
 
 
+def between_autovacuums(url: str) -> dict:
+    """The PostgreSQL copy at the worst moment of a living hub under the hub's autovacuum settings
+    (`node.indicators.AUTOVACUUM`): VACUUM ANALYZE, as autovacuum has just done, then as many running
+    dossiers updated as the threshold that brings the next autovacuum (their pages then lose their
+    visibility-map bit: index-only scans visit the table for every row on them). The updates change no
+    value, so the figures stay the same; run before every measurement, so runs do not pile up changes."""
+    import psycopg
+
+    from node.indicators import AUTOVACUUM
+
+    changed = int(AUTOVACUUM["autovacuum_vacuum_threshold"])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute('VACUUM (ANALYZE) "dossier"')
+        done = conn.execute('UPDATE "dossier" SET updated_hlc = updated_hlc WHERE id IN (SELECT id FROM "dossier" '
+                            'WHERE status IN (2, 4, 5, 6) ORDER BY md5(id) LIMIT %s)', (changed,)).rowcount
+    return {"vacuumed": True, "rows_changed_since": done}
+
+
 def measure(dossiers: int = 1_000_000, runs: int = 7, fresh: bool = False,
             progress: Callable[[str], None] = print, postgres: str | None = None) -> dict:
     """Build (or reuse) the hub and time the dashboard's figures; returns {"build", "scenarios"}. With
@@ -355,7 +375,17 @@ def measure(dossiers: int = 1_000_000, runs: int = 7, fresh: bool = False,
 
     path, build_info = cached(dossiers, fresh=fresh, progress=progress)
     url = postgres_copy(path, postgres, progress) if postgres else None
+    if url:  # brings the schema to this version's first (indexes), as opening the hub does
+        from central.storage import open_storage
+
+        storage = open_storage(url)
+        try:
+            storage.create_schema()
+        finally:
+            storage.close()
+    table_state = between_autovacuums(url) if url else None
     hub = Hub(path, database_url=url, now=lambda: NOW)
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         hub.storage.connect()
         communes = indicators.commune_units()
@@ -386,8 +416,10 @@ def measure(dossiers: int = 1_000_000, runs: int = 7, fresh: bool = False,
                   "on_time_rate": round(totals.on_time_rate, 4), "score": round(totals.score_total, 2)}
     finally:
         hub.close()
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"build": build_info, "scenarios": scenarios, "sample": sample,
-            "backend": "postgresql" if postgres else "sqlite"}
+            "backend": "postgresql" if postgres else "sqlite", "table_state": table_state,
+            "load_average": {"start": load_start, "end": load_end, "cpus": os.cpu_count()}}
 
 
 def table(scenarios: list[dict]) -> str:
@@ -419,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Hub {how}: {b['dossiers']:,} dossiers, {b['documents']:,} documents, {b['communes']} communes, "
           f"{b['bytes'] / 2**20:,.0f} MiB, built in {b['seconds']:,.0f} s")
     print(table(out["scenarios"]))
+    if out.get("table_state"):
+        print(f"(PostgreSQL table as between two autovacuum runs: vacuumed, then "
+              f"{out['table_state']['rows_changed_since']:,} running dossiers updated)")
     if load is not None:
         print(f"(load average at start {load[0]:.1f} on {os.cpu_count()} CPUs; cpu ms: this process's CPU time)")
     print(f"(year 2026: {out['sample']['received_year']:,} dossiers received, {out['sample']['finished_year']:,} "
