@@ -329,7 +329,11 @@ def upgrade_schema(db: pw.Database, models: list[type[pw.Model]]) -> list[str]:
     A column is added with one `ALTER TABLE ... ADD COLUMN ... DEFAULT`, which both databases do in place
     (peewee's SQLite migrator would rebuild the table to add NOT NULL, which is slow and, next to the
     full-text index, not safe)."""
-    db.execute_sql("DROP INDEX IF EXISTS dossier_code")  # unique before version 4; recreated below as plain
+    tables = set(db.get_tables())
+    if "dossier" in tables and any(i.name == "dossier_code" and i.unique for i in db.get_indexes("dossier")):
+        # Unique before version 4; recreated below as plain. Only then: on a hub of a million dossiers the
+        # rebuild takes a while, and it must not happen at every start.
+        db.execute_sql("DROP INDEX dossier_code")
     convert_calendar_days(db)  # keyed by day before per-unit calendars (a primary key cannot be added)
     tables = set(db.get_tables())
     db.create_tables([m for m in models if m._meta.table_name not in tables], safe=True)
