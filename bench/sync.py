@@ -349,13 +349,43 @@ def _push_parallel(targets: list[tuple[str, list[tuple[bytes, dict, int]]]]) -> 
     return sum(results) / elapsed
 
 
-def hub_ingest(nodes: dict, work: Path, runs: int, database: str | None, processes: int) -> list[float]:
-    """Changes per second a fresh hub ingests from pre-signed pushes (one node per hub process)."""
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process of this machine (Linux /proc), None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _backends(base_url: str, application: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving connections named `application`."""
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        return [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                               (application,))]
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    return {pid: t for pid in pids if (t := _cpu_seconds(pid)) is not None}
+
+
+def hub_ingest(nodes: dict, work: Path, runs: int, database: str | None, processes: int,
+               cpu: dict[str, list[float]] | None = None) -> list[float]:
+    """Changes per second a fresh hub ingests from pre-signed pushes (one node per hub process).
+
+    `cpu`: filled with the CPU time per 1,000 changes (ms) of the hub processes ("hub") and, when the
+    PostgreSQL server runs on this machine, of its backends serving them ("database"), summed over the
+    processes: unlike changes/s, these hardly depend on what else the machine is doing."""
     names = ["A", "P"][:processes]
     rates = []
     for r in range(runs):
         folder = work / f"ingest-{database and 'pg' or 'sqlite'}-{processes}-{r}"
+        application = f"motcua-bench-{uuid.uuid4().hex[:8]}"
         with postgres_schema(database) if database else nullcontext() as url:
+            if url:  # names the hub's connections, to find their backends
+                url += f"&application_name={application}"
             hub = Hub(folder / "hub", url)
             try:
                 urls = hub.serve(processes)
@@ -363,7 +393,18 @@ def hub_ingest(nodes: dict, work: Path, runs: int, database: str | None, process
                     _enroll_raw(hub_url, hub, nodes[name]["export"])
                 signed = {n: _signed(nodes[n]["path"], nodes[n]["export"]["node_id"], read_bodies(nodes[n]["bodies"]))
                           for n in names}
+                hub_before = _cpu_of([p.pid for p in hub.procs])
+                db_before = _cpu_of(_backends(database, application)) if database else {}
                 rates.append(_push_parallel([(u, signed[n]) for n, u in zip(names, urls, strict=True)]))
+                hub_after = _cpu_of([p.pid for p in hub.procs])
+                db_after = _cpu_of(_backends(database, application)) if database else {}
+                changes = sum(int(nodes[n]["export"]["changes"]) for n in names) / 1000
+                if cpu is not None and hub_after and len(hub_after) == len(hub_before):
+                    cpu.setdefault("hub", []).append(1000 * sum(hub_after[p] - hub_before[p] for p in hub_after)
+                                                     / changes)
+                if cpu is not None and db_after:
+                    cpu.setdefault("database", []).append(
+                        1000 * sum(t - db_before.get(p, 0.0) for p, t in db_after.items()) / changes)
             finally:
                 hub.stop()
                 shutil.rmtree(folder, ignore_errors=True)
@@ -515,7 +556,8 @@ def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bo
         one_process: float | None = None
         for label, url, processes in backends:
             progress(f"  hub ingest, {label}, {processes} process(es) ...")
-            rates = hub_ingest(nodes, scratch, runs, url, processes)
+            cpu: dict[str, list[float]] = {}
+            rates = hub_ingest(nodes, scratch, runs, url, processes, cpu)
             name = f"hub ingest, {label}, {processes} hub process{'es' if processes > 1 else ''}"
             if processes == 1:
                 row(name, "changes/s", rates)
@@ -523,6 +565,10 @@ def measure(work: Path, *, runs: int = 3, postgres: str | None = None, quick: bo
                 row("  as a share of the raw verify rate", "%", shares, f">= {share:.0%}",
                     at_least(statistics.median(shares), 100 * share))
                 one_process = statistics.median(rates)
+                if cpu.get("hub"):
+                    row("  CPU of the hub process per 1,000 changes", "ms", cpu["hub"])
+                if cpu.get("database"):
+                    row("  CPU of its PostgreSQL backends per 1,000 changes", "ms", cpu["database"])
             else:
                 more = GOALS["several_processes"]  # "more": clearly more, not a draw within the noise
                 row(name + " (2 nodes in parallel)", "changes/s", rates, f">= {more}x 1",

@@ -8,7 +8,11 @@
     conflict.resolve / duplicate.review   a person's decision, recorded and reflected on the record
 
 Inside `merge.batch()` the heads, action bases, earlier facts and duplicate candidates of the batch's
-dossiers are read once up front (`prefetch`) and kept in step, so the common case costs no read.
+dossiers are read once up front (`prefetch`) and kept in step, so the common case costs no read. In a
+pipelined batch (PostgreSQL) a dossier created by the batch is also held back (`flush_creates`): the
+batch's actions on it change the row in memory, and it is inserted once at the end with its document
+counters counted by the INSERT, instead of an INSERT, an UPDATE per fold and a recount (each a new row
+version and new entries in every index of the dossier table, as status is indexed).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ def prefetch(state: Any, changes: list[dict[str, Any]]) -> None:
     """Read what the batch's dossier changes will ask, in a few queries (called by merge.batch)."""
     acted = sorted({c["entity_id"] for c in changes if c["entity"] == "dossier" and c["op"] in ("action", "update")})
     created = [c for c in changes if c["entity"] == "dossier" and c["op"] == "create"]
+    if state.creates is not None:  # a pipelined batch (PostgreSQL)
+        _prefetch_pipelined(state, acted, created)
+        return
     for part in _chunks(acted):
         q = Dossier.select(Dossier.id, Dossier.status, Dossier.status_version).where(Dossier.id.in_(part)).tuples()
         state.head.update((i, (s, v)) for i, s, v in q)
@@ -58,6 +65,72 @@ def prefetch(state: Any, changes: list[dict[str, Any]]) -> None:
         state.people_known.update(part)
 
 
+def _prefetch_pipelined(state: Any, acted: list[str], created: list[dict[str, Any]]) -> None:
+    """`prefetch` on PostgreSQL: the same reads, with one array parameter each (`= ANY(%s)`: the same
+    statement text whatever the batch, so the server prepares it once per connection), sent together in
+    one round trip. Also notes which created dossiers the table holds already (`state.existing`)."""
+    ids = sorted({c["entity_id"] for c in created})
+    numbers = sorted({(c["payload"].get("fields") or {}).get("applicant_id_number") or "" for c in created} - {""})
+    heads = sorted(set(acted) | set(ids))
+    queries = []
+    if heads:
+        queries.append((_HEADS_SQL, [heads]))
+    if acted:
+        queries.append((_BASES_SQL, [acted]))
+    if ids:
+        queries.append((_FACTS_SQL, [ids, ids, ids]))
+    if numbers:
+        queries.append((_PEOPLE_SQL, [numbers]))
+    if not queries:
+        return
+    conn = merge.database_of(Dossier).connection()
+    with pw.__exception_wrapper__:
+        cursors = []
+        with conn.pipeline():
+            for sql, params in queries:
+                cursor = conn.cursor()
+                cursor.execute(sql, params, prepare=True)  # a few fixed texts: prepared on first use
+                cursors.append(cursor)
+        results = [cursor.fetchall() for cursor in cursors]
+    results.reverse()
+    if heads:
+        acting, creating = set(acted), set(ids)
+        for i, s, v in results.pop():
+            if i in acting:
+                state.head[i] = (s, v)
+            if i in creating:
+                state.existing.add(i)
+    if acted:
+        for i, base in results.pop():
+            state.bases.setdefault(i, set()).add(base)
+        for i in acted:
+            state.bases.setdefault(i, set())
+    if ids:
+        state.facts.update(i for (i,) in results.pop())
+        state.facts_known.update(ids)
+    if numbers:
+        for row in results.pop():
+            state.people.setdefault(row[1], []).append(row)
+        state.people_known.update(numbers)
+
+
+def _column(field: pw.Field) -> str:
+    return f'"{field.column_name}"'
+
+
+def _table(model: type[pw.Model]) -> str:
+    return f'"{model._meta.table_name}"'
+
+
+_HEADS_SQL = (f"SELECT {_column(Dossier.id)}, {_column(Dossier.status)}, {_column(Dossier.status_version)} "
+              f"FROM {_table(Dossier)} WHERE {_column(Dossier.id)} = ANY(%s)")
+_BASES_SQL = (f"SELECT {_column(DossierEvent.dossier_id)}, {_column(DossierEvent.base)} FROM {_table(DossierEvent)} "
+              f"WHERE {_column(DossierEvent.dossier_id)} = ANY(%s) AND {_column(DossierEvent.chain)} = 1")
+_FACTS_SQL = " UNION ".join(
+    f"SELECT {_column(f)} FROM {_table(f.model)} WHERE {_column(f)} = ANY(%s)"
+    for f in (DossierEvent.dossier_id, FieldWrite.entity_id, DossierDocument.dossier_id))
+
+
 def _chunks(items: list[str]):
     for i in range(0, len(items), CHUNK):
         yield items[i:i + CHUNK]
@@ -66,6 +139,8 @@ def _chunks(items: list[str]):
 _DEFAULTS = {k: Dossier._meta.fields[k].default for k in rules.CHAIN_FIELDS}
 _DUP_COLUMNS = (Dossier.id, Dossier.applicant_id_number, Dossier.procedure_code, Dossier.received_at,
                 Dossier.origin_node, Dossier.unit_code)
+_PEOPLE_SQL = (f"SELECT {', '.join(_column(f) for f in _DUP_COLUMNS)} FROM {_table(Dossier)} "
+               f"WHERE {_column(Dossier.applicant_id_number)} = ANY(%s)")
 
 
 # ---------------------------------------------------------------- create
@@ -76,7 +151,11 @@ def create(change: dict[str, Any]) -> bool:
     row = merge.clean(Dossier, change["payload"].get("fields", {}))
     row.update(id=dossier_id, origin_node=change["node_id"], version=version, status_version=version,
                updated_hlc=change["hlc"], field_versions="{}")
-    merge.insert(Dossier, row)
+    if (state is not None and state.creates is not None and dossier_id not in state.creates
+            and dossier_id not in state.existing):
+        state.creates[dossier_id] = row  # inserted by flush_creates, with the batch's advances folded in
+    else:
+        merge.insert(Dossier, row)
     chain = {k: row[k] if k in row else _DEFAULTS[k] for k in rules.CHAIN_FIELDS}
     merge.insert(DossierOrigin, {"id": dossier_id, "version": version, "status": row.get("status", 0),
                                  "fields": rules.value_text(chain)})
@@ -106,6 +185,7 @@ def _flag_duplicates(state: Any, row: dict[str, Any]) -> None:
     if state is not None and number in state.people_known:
         others = state.people.setdefault(number, [])
     else:
+        flush_creates(state)
         others = list(Dossier.select(*_DUP_COLUMNS).where(Dossier.applicant_id_number == number).tuples())
     mine = (row["id"], number, procedure, row.get("received_at", ""), row["origin_node"], row.get("unit_code", ""))
     for other in others:
@@ -143,6 +223,8 @@ def update(change: dict[str, Any], dossier_id: str | None = None) -> bool:
             "node_id": change["node_id"], "by_user": change.get("author", ""), "by_name": payload.get("by_name", ""),
             "at": at})
     state = merge.current_batch()
+    if state is not None and state.creates and dossier_id in state.creates:
+        flush_creates(state)
     flush_advances(state, dossier_id)
     found = Dossier.select(Dossier.field_versions, Dossier.version, Dossier.updated_hlc).where(
         Dossier.id == dossier_id).tuples().first()
@@ -259,6 +341,11 @@ def _advance(dossier_id: str, values: dict[str, Any], hlc: str) -> None:
     if state is None:
         _update_now(dossier_id, values, hlc)
         return
+    created = state.creates.get(dossier_id) if state.creates else None
+    if created is not None:  # not inserted yet: the row takes the values (what the UPDATE would write)
+        created.update(values)
+        created["updated_hlc"] = max(created["updated_hlc"], hlc)
+        return
     pending = state.advances.get(dossier_id)
     if pending is None:
         state.advances[dossier_id] = [dict(values), hlc]
@@ -276,6 +363,58 @@ def flush_advances(state: Any, dossier_id: str | None = None) -> None:
         pending = state.advances.pop(i, None)
         if pending is not None:
             _update_now(i, pending[0], pending[1])
+
+
+def flush_creates(state: Any, counted: bool = False) -> None:
+    """Insert the dossiers created in this batch and held back (`create` inside a pipelined `merge.batch`),
+    one executemany per statement. `counted` (at the batch's end, its documents sent): the INSERT of a dossier
+    whose documents changed in the batch counts them itself (the same correlated counts as `_recount`), and
+    the dossier needs no recount."""
+    if state is None or not state.creates:
+        return
+    rows, state.creates = state.creates, {}
+    groups: dict[str, list[list[Any]]] = {}
+    for dossier_id, row in rows.items():
+        full = merge.full_row(Dossier)
+        if full is not None:  # every column given: one statement text for all (prepared by the server)
+            row = {**full, **row}
+        given = tuple(sorted(row))
+        plan = merge.insert_plan(Dossier, given)
+        args = merge.insert_args(Dossier, plan, row)
+        if counted and dossier_id in state.documents:
+            sql, order = merge.compiled(Dossier, ("create counted", given), _counted_insert(plan))
+            args += [dossier_id, "none", *REUSED]
+            state.documents.discard(dossier_id)
+        else:
+            sql, order = merge.compiled(Dossier, ("insert", None, given), plan[-1])
+        groups.setdefault(sql, []).append(args if order is None else [args[i] for i in order])
+    cursor = merge.database_of(Dossier).cursor()
+    for sql, many in groups.items():
+        with pw.__exception_wrapper__:
+            cursor.executemany(sql, many)
+
+
+def _counted_insert(plan: tuple):
+    """The build of `plan`'s INSERT with the document counters counted by subqueries (their own arguments,
+    given after the plan's: the dossier id, "none" and the REUSED kinds)."""
+    specs, missing = plan[0], plan[1]
+    columns = [s[0] for s in specs] + list(missing)
+    fields = Dossier._meta.fields
+    DD = DossierDocument
+
+    def build(mark):
+        n = len(columns)
+
+        def count(cond=None):
+            query = DD.select(pw.fn.COUNT(DD.id)).where(DD.dossier_id == mark(n))
+            return query.where(cond) if cond is not None else query
+
+        counts = {"doc_total": count(), "doc_digitised": count(DD.digitised != mark(n + 1)),
+                  "doc_reused": count(DD.digitised.in_([mark(n + 2), mark(n + 3)]))}
+        values = tuple(counts[c] if c in counts else mark(i) for i, c in enumerate(columns))
+        return Dossier.insert_many([values], fields=[fields[c] for c in columns]).on_conflict_ignore()
+
+    return build
 
 
 def _update_now(dossier_id: str, values: dict[str, Any], hlc: str) -> None:

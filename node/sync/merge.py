@@ -36,8 +36,8 @@ import orjson
 import peewee as pw
 
 from .errors import ChangeNotApplicable
-from .state import (Attachment, CalendarDay, Conflict, Dossier, DossierDocument, DossierEvent, DuplicateFlag,
-                    NodeRecord, Procedure, Tombstone, User)
+from .state import (Attachment, CalendarDay, Conflict, Dossier, DossierDocument, DossierEvent, DossierOrigin,
+                    DuplicateFlag, NodeRecord, Procedure, Tombstone, User)
 
 MODELS = {
     "procedure": Procedure,
@@ -108,6 +108,8 @@ def run(model: type[pw.Model], shape: tuple, build: Callable[[Marks], pw.Query],
     state = _BATCH.get()
     if state is not None and state.deferred and model in state.deferred:
         _flush(state, model)  # rows held back for this table go first: statements on a table keep their order
+    if state is not None and state.creates and model is Dossier:
+        dossier_merge.flush_creates(state)  # dossiers created in the batch and held back: inserted first
     return database_of(model).execute_sql(sql, args if order is None else [args[i] for i in order])
 
 
@@ -187,13 +189,51 @@ def _insert_plan(model: type[pw.Model], given: tuple[str, ...], upsert_key: str 
 def insert(model: type[pw.Model], row: dict[str, Any], *, upsert_key: str | None = None) -> None:
     """`model.insert(row).on_conflict_ignore()` (or, with `upsert_key`, ON CONFLICT (key) DO UPDATE with
     every other given column), defaults filled in as peewee does, through a cached statement."""
+    state = _BATCH.get()
+    deferred = state is not None and state.deferred is not None and model in DEFERRABLE
+    if deferred and upsert_key is None:
+        full = full_row(model)
+        if full is not None:  # every column given: one statement (and one executemany) for all of them
+            row = {**full, **row}
     given = tuple(sorted(row))
+    plan = insert_plan(model, given, upsert_key)
+    build = plan[-1]
+    args = insert_args(model, plan, row)
+    shape = ("insert", upsert_key, given)
+    if deferred:
+        sql, order = compiled(model, shape, build)
+        state.deferred.setdefault(model, []).append(
+            (sql, args if order is None else [args[i] for i in order], row.get("id")))
+        return
+    run(model, shape, build, args)
+
+
+_FULL_ROWS: dict[type[pw.Model], dict[str, Any] | None] = {}
+
+
+def full_row(model: type[pw.Model]) -> dict[str, Any] | None:
+    """Every column of `model` with the value an INSERT that leaves it out stores: its default, or None
+    (NULL; refused by a NOT NULL column as a missing value is). None when a default is computed per row."""
+    if model not in _FULL_ROWS:
+        defaults = _meta(model).defaults
+        _FULL_ROWS[model] = None if any(callable(d) for d in defaults.values()) else {
+            name: defaults.get(name) for name in _meta(model).fields}
+    return _FULL_ROWS[model]
+
+
+def insert_plan(model: type[pw.Model], given: tuple[str, ...], upsert_key: str | None = None) -> tuple:
+    """The cached plan of `insert` for rows with the columns `given` (sorted)."""
     key = (model, "insert", given, upsert_key)
     plan = _PLANS.get(key)
     if plan is None:
         if len(_PLANS) >= MAX_STATEMENTS:
             _PLANS.clear()
         plan = _PLANS[key] = _insert_plan(model, given, upsert_key)
+    return plan
+
+
+def insert_args(model: type[pw.Model], plan: tuple, row: dict[str, Any]) -> list[Any]:
+    """The arguments of `plan`'s statement for `row` (defaults filled in as peewee does)."""
     specs, missing, defaults, update_specs, build = plan
     args = _values(row, specs)
     if defaults is None:
@@ -205,14 +245,7 @@ def insert(model: type[pw.Model], row: dict[str, Any], *, upsert_key: str | None
         args += defaults
     if update_specs:
         args += _values(row, update_specs)
-    shape = ("insert", upsert_key, given)
-    state = _BATCH.get()
-    if state is not None and state.deferred is not None and model in DEFERRABLE:
-        sql, order = compiled(model, shape, build)
-        state.deferred.setdefault(model, []).append(
-            (sql, args if order is None else [args[i] for i in order], row.get("id")))
-        return
-    run(model, shape, build, args)
+    return args
 
 
 def update(model: type[pw.Model], values: dict[str, Any], row_id: Any) -> None:
@@ -288,13 +321,18 @@ class _Batch:
     people_known: set[str] = field(default_factory=set)
     buried: set[tuple[str, str]] = field(default_factory=set)  # tombstones written in this batch
     advances: dict[str, list] = field(default_factory=dict)  # dossier id -> [values, hlc] not yet sent
+    # Pipelined batches only: dossiers created in this batch, not yet inserted (their advances folded in),
+    # and the ids of the batch's creates already in the table (never held back: their insert is a no-op).
+    creates: dict[str, dict[str, Any]] | None = None
+    existing: set[str] = field(default_factory=set)
     documents: set[str] = field(default_factory=set)  # dossiers whose documents changed: counted at the end
     # Pipelined batches only: inserts held back per table as (SQL, arguments, row id), in order.
     deferred: dict[type[pw.Model], list[tuple[str, list[Any], Any]]] | None = None
 
 
-# Tables merge never reads back: their inserts may be sent together at the end of a pipelined batch.
-DEFERRABLE = (DossierEvent, DossierDocument, Attachment)
+# Tables merge never reads back (or only after `flush_pending`): their inserts may be sent together at the
+# end of a pipelined batch.
+DEFERRABLE = (DossierEvent, DossierDocument, Attachment, DossierOrigin)
 
 
 def _flush(state: _Batch, model: type[pw.Model] | None = None) -> None:
@@ -335,30 +373,36 @@ def batch(changes: Sequence[dict[str, Any]]) -> Iterator[None]:
     while a batch is applied), so a change in the common case needs no query of its own.
     On PostgreSQL the batch's statements are also pipelined inside a savepoint (no round trip per
     statement), and inserts into tables merge never reads (history, documents, attachments) are held back
-    and sent with one executemany at the end (or before the next statement on the same table). Should
+    and sent with one executemany at the end (or before the next statement on the same table); so are the
+    dossiers the batch creates, with the actions of the batch on them folded in and their document counters
+    counted by the INSERT itself, so such a dossier's row is written once, not three times
+    (`dossier_merge.flush_creates`; anything that reads or writes the dossier table first sends them). Should
     anything fail there (errors of a pipeline arrive late, possibly while another change is applied), the
     savepoint is rolled back and `BatchRetry` raised: the caller then applies the batch again without
     `batch()`, one statement at a time, exactly as before.
     """
     state = _Batch()
-    dossier_merge.prefetch(state, list(changes))
     db = database_of(Dossier)
+    pipelined = _pipelines(db)
+    if pipelined:
+        state.deferred, state.creates = {}, {}
+    dossier_merge.prefetch(state, list(changes))
     token = _BATCH.set(state)
     try:
-        if not _pipelines(db):
+        if not pipelined:
             yield
             dossier_merge.flush_advances(state)
             dossier_merge.recount_documents(state)
             return
-        state.deferred = {}
         with db.savepoint():  # rolled back when BatchRetry leaves it
             pipeline = db.connection().pipeline()
             pipeline.__enter__()
             failure: Exception | None = None
             try:
                 yield
-                dossier_merge.flush_advances(state)
                 _flush(state)
+                dossier_merge.flush_creates(state, counted=True)  # counts their documents (just sent)
+                dossier_merge.flush_advances(state)
                 dossier_merge.recount_documents(state)
             except Exception as exc:
                 failure = exc
@@ -390,6 +434,7 @@ def flush_pending(model: type[pw.Model] | None = None) -> None:
     reading it back."""
     state = _BATCH.get()
     if state is not None and model is None:
+        dossier_merge.flush_creates(state)
         dossier_merge.flush_advances(state)
     if state is not None and state.deferred:
         _flush(state, model)
