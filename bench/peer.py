@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -250,13 +251,26 @@ def measure(work: Path, *, runs: int = 3, quick: bool = False, motcua: dict | No
     resync = sync.WAITING["A"]
     docs, sizes = docs_file(nodes, work)
     scratch = work / f"peer-run-{time.time_ns()}"
+    interleaved = motcua is None or "resync_s" not in motcua
     try:
-        if motcua is None or "resync_s" not in motcua:
-            progress(f"  motcua: {nodes['A']['changes']:,} changes A -> hub -> B, then {resync} changed dossiers ...")
-            motcua = sync.end_to_end(nodes, scratch, runs, resync=resync)
         progress(f"  peer: {sizes['docs']:,} documents PouchDB -> express-pouchdb -> PouchDB, then {resync} "
                  f"changed ({env['packages']['pouchdb']} / express-pouchdb {env['packages']['express-pouchdb']}) ...")
-        peer = peer_runs(env, docs, scratch, runs, resync, progress)
+        if interleaved:
+            # One motcua run, then one peer run, and so on: both sides meet the same load drift on this shared
+            # machine (all motcua runs first and the peer's after skewed the ratio either way).
+            progress(f"  motcua: {nodes['A']['changes']:,} changes A -> hub -> B, then {resync} changed dossiers, "
+                     f"run by run with the peer's ...")
+            mine: list[dict] = []
+            theirs: list[dict] = []
+            for r in range(runs):
+                mine.append(sync.end_to_end(nodes, scratch / f"motcua-{r}", 1, resync=resync))
+                theirs.append(peer_runs(env, docs, scratch / f"peer-{r}", 1, resync, progress))
+                progress(f"    motcua run {r + 1}: re-sync {mine[-1]['resync_s'][0]:.3f} s (peer "
+                         f"{theirs[-1]['resync_s'][0]:.3f} s); load {[round(x, 2) for x in os.getloadavg()]}")
+            motcua = {k: [v for m in mine for v in m[k]] for k in mine[0]}
+            peer = {k: [v for t in theirs for v in t[k]] for k in theirs[0]}
+        else:
+            peer = peer_runs(env, docs, scratch, runs, resync, progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     rows: list[dict] = []
@@ -289,6 +303,12 @@ def measure(work: Path, *, runs: int = 3, quick: bool = False, motcua: dict | No
         row(f"ratio motcua / peer: bytes per change, {way}", "x", r, f"<= {goal_bytes}", r["median"] <= goal_bytes)
     r = ratio(motcua["resync_s"], peer["resync_s"])
     row(f"ratio motcua / peer: re-sync time of {resync}", "x", r, f"<= {goal_resync}", r["median"] <= goal_resync)
+    if interleaved:  # each motcua run against the peer run right after it (same load), median of those ratios
+        paired = [m / p for m, p in zip(motcua["resync_s"], peer["resync_s"], strict=True) if p > 0]
+        if paired:
+            row("  same, run by run (motcua run / the peer run after it)", "x",
+                {"median": round(statistics.median(paired), 3), "min": round(min(paired), 3),
+                 "max": round(max(paired), 3)})
     return {"runs": runs, "quick": quick, "peer_env": {k: v for k, v in env.items() if k not in ("folder", "node")},
             "documents": sizes, "scenarios": rows, "peer": peer, "motcua": motcua}
 
@@ -300,8 +320,6 @@ def resync_rounds(work: Path, rounds: int, *, quick: bool = False, progress=prin
     each round copies them, starts the hub on the copy behind a FlakyProxy, moves the 100 waiting dossiers
     of A on and times A's sync then B's (`SyncReport.duration`, with the seconds of each stage).
     """
-    import os
-
     nodes = sync.prepare(work, quick, progress)
     base = work / "peer-resync"
     stamp = f"{nodes['A']['path']}\n{sync.schema_tag()}"

@@ -13,6 +13,7 @@ REQUEST_WINDOW_MS of the hub's clock (403 clock_outside_window, saying by how mu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import request
@@ -20,7 +21,7 @@ from flask import request
 from node.sync import keys, protocol
 from node.sync.errors import SignatureInvalid
 from node.sync.ingest import NodeQuarantined, NodeRevoked, UnknownNode
-from node.timeutil import to_text
+from node.timeutil import from_text, to_text
 
 from .errors import ProtocolNotAccepted, RequestRefused
 
@@ -134,8 +135,38 @@ def signed_request(hub, *, push: bool = False) -> Caller:
     backlog = _int_header(HEADER_BACKLOG)
     if backlog is not None and backlog >= 0:
         observed["backlog_reported"] = backlog
-    hub.storage.touch_node(node_id, **observed)
+    if _shows_something_new(hub.storage.node_status(node_id), observed, hub.now()):
+        hub.storage.touch_node(node_id, **observed)  # a durable write: only when the nodes page would change
     return Caller(node_id, record, time_ms, body)
+
+
+SEEN_REFRESH_S = 60  # last_seen is written again when the one shown is older than this (the page shows minutes)
+SKEW_SHOWN_MS = 1000  # a node's clock skew is written again when it moved by at least this
+
+
+def _shows_something_new(shown: dict[str, Any] | None, observed: dict[str, Any], now: datetime) -> bool:
+    """Whether writing `observed` would change what the hub's nodes page shows of the node: a software
+    version, backlog or clock skew (by SKEW_SHOWN_MS) other than the one written, or a last_seen older than
+    SEEN_REFRESH_S. Most signed requests of a sync change none of them, and then cost no write and no disk
+    sync (three or more per sync before)."""
+    if not shown:
+        return True
+    try:
+        seen = from_text(str(shown.get("last_seen") or ""))
+    except ValueError:
+        return True
+    if seen is None or abs((now.replace(tzinfo=None) - seen.replace(tzinfo=None)).total_seconds()) >= SEEN_REFRESH_S:
+        return True
+    for name, value in observed.items():
+        if name == "last_seen":
+            continue
+        if name == "clock_skew_ms":
+            old = shown.get(name)
+            if not isinstance(old, int) or abs(old - value) >= SKEW_SHOWN_MS:
+                return True
+        elif shown.get(name) != value:
+            return True
+    return False
 
 
 __all__ = ["Caller", "signed_request", "check_protocol", "duration"]

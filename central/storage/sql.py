@@ -299,8 +299,18 @@ class SQLStorage(HubStorage):
 
     def acknowledge(self, node_id: str, position: int) -> None:
         """A node pulling after `position` has merged everything of its scope up to it (its cursor moves only
-        when the merge committed): record it, and purge the tombstones every enrolled node has now seen."""
-        with self.transaction():
+        when the merge committed): record it, and purge the tombstones every enrolled node has now seen.
+        Nothing is written (no transaction, no disk sync) when the hub already has it at or past `position`:
+        a re-sync's pull of nothing new, or a repeated cursor; pulled_to only grows. (A purge left waiting,
+        say for a create not here yet, then runs at the next acknowledgement that moves: tombstones only
+        stay a little longer.)"""
+        held = NodeStatus.select(NodeStatus.pulled_to).where(NodeStatus.node_id == node_id).scalar()
+        if held is not None and held >= position:
+            return
+        # Without waiting for the disk (`_bookkeeping`): a power cut can only lose this commit whole, leaving
+        # pulled_to lower than the truth and the tombstones it purged in place; both are safe (a purge waits).
+        with self._bookkeeping(), self.transaction():
+            self.serialise()  # the write lock, as ever (a no-op again when transaction() just took it)
             NodeStatus.insert(node_id=node_id, pulled_to=position).on_conflict(
                 conflict_target=[NodeStatus.node_id],
                 update={NodeStatus.pulled_to: pw.Case(None, [(NodeStatus.pulled_to < position, position)],
@@ -471,8 +481,38 @@ class SQLStorage(HubStorage):
             conflict_target=[NodeStatus.node_id], update=values).execute()
 
     def touch_node(self, node_id: str, **observed: Any) -> None:
-        with self.db.atomic():
+        """Record what a node's request showed (last seen, clock skew, version, backlog): bookkeeping for the
+        nodes page, committed without waiting for the disk (`_bookkeeping`)."""
+        with self._bookkeeping(), self.db.atomic():
             self._upsert_status(node_id, observed)
+
+    @contextmanager
+    def _bookkeeping(self) -> Iterator[None]:
+        """Commits inside skip the disk sync: SQLite (WAL) synchronous=NORMAL on this thread's connection for
+        that commit, PostgreSQL synchronous_commit=off for it. For records whose loss on a power cut is harmless
+        (node status: what the nodes page shows, how far each node pulled). The commit is atomic and seen at
+        once; the next durable commit makes it durable too; a cut before that loses it whole, never the
+        database's consistency. Inside an open transaction, nothing changes (the outer one decides)."""
+        if self.db.in_transaction():
+            yield
+            return
+        if isinstance(self.db, pw.PostgresqlDatabase):
+            with self.db.atomic():
+                self.db.execute_sql("SET LOCAL synchronous_commit TO OFF")
+                yield
+            return
+        if not isinstance(self.db, pw.SqliteDatabase):
+            yield
+            return
+        (level,) = self.db.execute_sql("PRAGMA synchronous").fetchone()
+        if level < 2:  # NORMAL or OFF already
+            yield
+            return
+        self.db.execute_sql("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.db.execute_sql(f"PRAGMA synchronous={int(level)}")
 
     def node_status(self, node_id: str) -> dict[str, Any] | None:
         row = NodeStatus.select().where(NodeStatus.node_id == node_id).dicts().first()

@@ -34,6 +34,8 @@ from __future__ import annotations
 import http.client
 import io
 import random
+import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -44,7 +46,9 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
 from requests.structures import CaseInsensitiveDict
 
 from . import hlc, keys, protocol, pullwire
@@ -199,7 +203,7 @@ class RequestsTransport(Transport):
 
     def __init__(self, base_url: str, session: requests.Session | None = None, *, peer: str = "the hub"):
         self.base_url = normalise_hub_url(base_url)
-        self.session = session or requests.Session()
+        self.session = session or _settled_session(self.base_url)
         self.peer = peer
 
     def send(self, method, path, *, headers, body, timeout):
@@ -230,6 +234,48 @@ class RequestsTransport(Transport):
                 raise HubUnreachable(f"the answer from {where} was cut: {type(exc).__name__}") from exc
 
         return StreamReply(resp.status_code, resp.headers, read, resp.close)
+
+
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 15, 5, 3  # seconds, seconds, probes
+
+
+def keepalive_options() -> list[tuple[int, int, int]]:
+    """urllib3's default socket options plus TCP keepalive: a link that dropped silently (no RST: a NAT or a
+    modem gone) is noticed after about KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES = 30 s of
+    silence rather than at the 60 s read timeout. A live hub's system answers the probes, however long
+    the hub itself takes. The timings are set on Linux only: older Windows versions refuse them at connect
+    (there the system's own keepalive timings apply)."""
+    options = list(urllib3.connection.HTTPConnection.default_socket_options)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    if sys.platform.startswith("linux"):
+        for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                            ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
+            if hasattr(socket, name):
+                options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
+def _settled_session(base_url: str) -> requests.Session:
+    """A Session with what the environment says about `base_url` (HTTP(S)_PROXY / NO_PROXY, REQUESTS_CA_BUNDLE,
+    CURL_CA_BUNDLE) read once, here, and then `trust_env` off: requests would otherwise read it again,
+    ~/.netrc included (about 1 ms), on every request. Every request of a transport goes to `base_url`'s host,
+    so the proxies chosen for it hold for all of them; a transport is made per sync, so a changed environment
+    counts from the next sync. (No .netrc credentials: the hub authenticates signed requests, not passwords.)"""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter()  # requests' defaults (pools of 10), with TCP keepalive
+    adapter.init_poolmanager(requests.adapters.DEFAULT_POOLSIZE, requests.adapters.DEFAULT_POOLSIZE,
+                             socket_options=keepalive_options())
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    try:
+        settings = session.merge_environment_settings(base_url + "/", {}, None, None, None)
+    except (ValueError, OSError, requests.RequestException):
+        return session  # leave requests to read the environment itself, as before
+    session.proxies.update(settings.get("proxies") or {})
+    session.verify = settings.get("verify", True)
+    session.cert = settings.get("cert")
+    session.trust_env = False
+    return session
 
 
 # ---------------------------------------------------------------- pipelined pushes
@@ -373,32 +419,44 @@ class PushPipe:
 
     # ------------------------------------------------------------ the pipeline
 
-    def run(self, batch_after: Callable[[int, int], list[dict[str, Any]]], after: int,
-            limit: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+    def run(self, batch_after: Callable[[int, int], list[dict[str, Any]]], after: int, limit: int,
+            then_pull: dict[str, Any] | None = None) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """Yield (batch, answer) in seq order. With `then_pull` (a pull request's body), the pull is written
+        right behind the last batch on the same connection, so its answer follows the last push answer
+        without a round trip of its own; it is left to `HubClient.pull_pages` (`client.pending_pull`)."""
         client = self.client
         path = client.api_prefix + "/sync/push"
         queue: deque[list[dict[str, Any]]] = deque()  # read from the log, answer not read yet, in seq order
         bodies: dict[int, bytes] = {}  # encoded body of each queued batch, by its last seq
         written = 0  # how many of the queue's first batches are on the current connection
         failures, relearned = 0, False
+        exhausted = pull_written = False  # the log has no batch after the queue's; the pull is on this connection
+        pull_body = protocol.encode_body(then_pull) if then_pull is not None else b""
         if client.offset_ms is None:
             client.hub_time()  # before the pipe holds the pooled connection: GET /time would need another
         for _ in range(10_000_000):  # bounded: every round reads an answer or counts a failure
             try:
                 if self.conn is None:
                     self.connect()
-                    written = 0
-                while len(queue) < PIPELINE_WINDOW:
+                    written, pull_written = 0, False
+                while len(queue) < PIPELINE_WINDOW and not exhausted:
                     batch = batch_after(queue[-1][-1]["seq"] if queue else after, limit)
                     if not batch:
+                        exhausted = True
                         break
                     queue.append(batch)
                     bodies[batch[-1]["seq"]] = protocol.encode_body({"node_id": client.node_id, "changes": batch})
                 if not queue:
+                    if pull_written:  # every push answered; the pull's answer comes next on this connection
+                        client.pending_pull = _PendingPull(self.pool, self.conn, self.reader, then_pull or {})
+                        self.conn = self.reader = None
                     return
                 while written < len(queue):
                     self.send(path, bodies[queue[written][-1]["seq"]])
                     written += 1
+                if exhausted and then_pull is not None and not pull_written:
+                    self.send(client.api_prefix + "/sync/pull", pull_body)
+                    pull_written = True
                 reply, keep = self.read_answer()
             except (OSError, _Cut, urllib3.exceptions.HTTPError, requests.RequestException) as exc:
                 self.release(clean=False)
@@ -441,6 +499,126 @@ class PushPipe:
         raise HubUnreachable("the pipelined push made no progress")
 
 
+class _PendingPull:
+    """A pull request written behind the last pipelined push (`PushPipe.run`); its answer is the next one on
+    the connection. `open()` reads the answer's head and gives a StreamReply whose body is read as it
+    arrives (chunked, Content-Length or until the connection ends); the connection goes back to the pool
+    when the body was read whole and the hub keeps it, else it is closed."""
+
+    def __init__(self, pool: Any, conn: Any, reader: Any, request: dict[str, Any]):
+        self.pool, self.conn, self.reader, self.request = pool, conn, reader, dict(request)
+
+    def matches(self, request: dict[str, Any]) -> bool:
+        return request == self.request
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            self.reader.close()
+            self.conn.close()
+            self.pool._put_conn(self.conn)
+            self.conn = None
+
+    def open(self) -> StreamReply:
+        """The answer as a StreamReply; _Cut, OSError... when the connection ended before its head."""
+        reader = self.reader
+        head = _HeadReader(reader)
+        parts = head.line().split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise _Cut("not an HTTP/1.1 answer")
+        status, version = int(parts[1]), parts[0]
+        headers: CaseInsensitiveDict = CaseInsensitiveDict()
+        for _ in range(1000):
+            line = head.line()
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip()] = value.strip()
+        else:
+            raise _Cut("an answer with too many headers")
+        connection = headers.get("Connection", "").lower()
+        keep = "close" not in connection and (version != b"HTTP/1.0" or "keep-alive" in connection)
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        length_text = headers.get("Content-Length", "").strip()
+        state = {"left": int(length_text) if length_text.isdigit() else None, "chunk": 0, "done": False}
+        if not chunked and state["left"] is None:
+            keep = False  # the body ends with the connection
+
+        def read(size: int) -> bytes:
+            try:
+                return _read_body(size)
+            except (OSError, _Cut, ValueError) as exc:
+                raise HubUnreachable(f"the pull answer was cut: {type(exc).__name__}") from exc
+
+        def _read_body(size: int) -> bytes:
+            if state["done"]:
+                return b""
+            if chunked:
+                if state["chunk"] == 0:
+                    size_text = head.line().split(b";")[0].strip()
+                    try:
+                        state["chunk"] = int(size_text, 16)
+                    except ValueError:
+                        raise _Cut("a chunked answer with a bad chunk size") from None
+                    if state["chunk"] == 0:
+                        while head.line() not in (b"\r\n", b"\n"):
+                            pass  # trailers
+                        state["done"] = True
+                        return b""
+                data = reader.read1(min(size, state["chunk"]))
+                if not data:
+                    raise _Cut("the connection ended inside a chunk")
+                state["chunk"] -= len(data)
+                if state["chunk"] == 0:
+                    head.line()  # the CRLF after the chunk
+                return data
+            if state["left"] is not None:
+                if state["left"] == 0:
+                    state["done"] = True
+                    return b""
+                data = reader.read1(min(size, state["left"]))
+                if not data:
+                    raise _Cut("the connection ended inside the answer")
+                state["left"] -= len(data)
+                return data
+            data = reader.read1(size)
+            if not data:
+                state["done"] = True
+            return data
+
+        def close() -> None:
+            if self.conn is None:
+                return
+            if keep and not state["done"]:  # the pages were read whole; what is left is the answer's end mark
+                try:
+                    self.conn.sock.settimeout(1.0)
+                    for _ in range(16):
+                        if not _read_body(65536) and state["done"]:
+                            break
+                except (OSError, _Cut, ValueError, AttributeError):
+                    state["done"] = False
+            clean = keep and state["done"]
+            conn, self.conn = self.conn, None
+            if clean:
+                reader.close()  # the makefile; the socket stays open for the next request
+            else:
+                reader.close()
+                conn.close()
+            self.pool._put_conn(conn)
+
+        return StreamReply(status, headers, read, close)
+
+
+class _HeadReader:
+    def __init__(self, reader: Any):
+        self.reader = reader
+
+    def line(self) -> bytes:
+        line = self.reader.readline(MAX_HEAD + 1)
+        if not line.endswith(b"\n") or len(line) > MAX_HEAD:
+            raise _Cut("the connection ended inside an answer's head")
+        return line
+
+
 def normalise_hub_url(url: str) -> str:
     """`http://host:port` without a trailing slash or `/api/v1` (the client adds the API prefix)."""
     url = url.strip().rstrip("/")
@@ -475,6 +653,8 @@ class HubClient:
         self.sleep, self.rand, self.wall_ms = sleep, rand, wall_ms
         self.offset_ms: int | None = None  # hub clock minus ours, learned by hub_time()
         self.telemetry: dict[str, str] = {}  # extra headers on signed requests (X-Motcua-Backlog, -Clock-Skew)
+        self.answered = False  # the hub answered a request of this client (a later cut retries at once)
+        self.pending_pull: _PendingPull | None = None  # a pull written behind the last push (PushPipe.run)
 
     # ------------------------------------------------------------ endpoints
 
@@ -513,7 +693,8 @@ class HubClient:
         return self._json(self.call("POST", "/sync/push", {"node_id": self.node_id, "changes": changes}))
 
     def push_stream(self, batch_after: Callable[[int, int], list[dict[str, Any]]], after: int, *,
-                    limit: int = protocol.PUSH_BATCH) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+                    limit: int = protocol.PUSH_BATCH, then_pull: dict[str, Any] | None = None,
+                    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
         """Push this node's changes after seq `after`, batch by batch; yields (batch, answer) in seq order.
 
         `batch_after(seq, limit)` reads the next batch (at most `limit` changes, seqs after `seq`) from the
@@ -525,7 +706,12 @@ class HubClient:
         changes it already holds); 429/502/503/504 drop what is in flight and resend it after `Retry-After`
         or a backoff; any other refusal stops the pipeline with its error (the batches behind it are
         discarded unread). With another transport (tests, a relay seam) the batches go one at a time.
+        `then_pull` (`pull_request()`'s body): over a pipe, the pull is written right behind the last batch;
+        `pull_pages` with the same request reads its answer (no round trip of its own).
         """
+        if not batch_after(after, 1):
+            return  # nothing to push: no connection taken (a pull written behind /sync/status stays pending)
+        self.drop_pending_pull()
         pipe = PushPipe.open_for(self)
         if pipe is None:
             for _ in range(10_000_000):  # bounded: each round yields a batch, whose end the caller commits
@@ -536,7 +722,22 @@ class HubClient:
                 after = batch[-1]["seq"]
             return
         with pipe:
-            yield from pipe.run(batch_after, after, min(limit, PIPELINE_BATCH))
+            yield from pipe.run(batch_after, after, min(limit, PIPELINE_BATCH), then_pull)
+
+    def drop_pending_pull(self) -> None:
+        """Close the connection of a pull written ahead that nobody read (the sync took another way)."""
+        pending, self.pending_pull = self.pending_pull, None
+        if pending is not None:
+            pending.drop()
+
+    def pull_request(self, cursor: str | None, *, limit: int = protocol.PULL_FRAME,
+                     stream: int | None = protocol.PULL_STREAM) -> dict[str, Any]:
+        """The body of a protocol-2 pull after `cursor` (compact pages; framed with `stream`)."""
+        request: dict[str, Any] = {"node_id": self.node_id, "limit": limit, "compact": True}
+        if stream:
+            request["stream"] = stream
+        request["cursor"] = cursor
+        return request
 
     def pull(self, cursor: str | None, limit: int = protocol.PULL_LIMIT) -> dict[str, Any]:
         """POST /sync/pull one page after `cursor`; returns {"changes", "cursor", "more", "digest"?}."""
@@ -553,13 +754,11 @@ class HubClient:
         cursor before it asks for the next one: a cut link is then retried (with backoff) from the cursor of
         the last page given, so nothing committed is asked for again and nothing is skipped.
         """
-        request: dict[str, Any] = {"node_id": self.node_id, "limit": limit, "compact": True}
-        if stream:
-            request["stream"] = stream
+        request = self.pull_request(cursor, limit=limit, stream=stream)
         attempt = idle = 0
         while True:
             request["cursor"] = cursor
-            reply = self._stream_call("/sync/pull", request)
+            reply = self._take_pending_pull(request) or self._stream_call("/sync/pull", request)
             moved = False
             try:
                 for page in self._pages(reply):
@@ -572,7 +771,7 @@ class HubClient:
             except (HubUnreachable, pullwire.Truncated) as exc:  # cut: again from the last page given
                 if attempt >= self.retries:
                     raise HubUnreachable(f"the pull was cut {attempt + 1} times in a row: {exc.message}") from exc
-                self.sleep(self._delay(attempt))
+                self.sleep(self._cut_delay(attempt))
                 attempt += 1
                 continue
             finally:
@@ -580,6 +779,27 @@ class HubClient:
             idle = 0 if moved else idle + 1  # the answer ended at its limit: ask again from the last cursor
             if idle > 1:
                 raise HubRefused("bad_answer", "the hub says more changes wait but sends none", 200)
+
+    def _take_pending_pull(self, request: dict[str, Any]) -> StreamReply | None:
+        """The answer of the pull written behind the last push, when it is this very request and came as a 2xx;
+        else None (the request is then sent the usual way, whose retries, Retry-After and errors apply)."""
+        pending, self.pending_pull = self.pending_pull, None
+        if pending is None:
+            return None
+        if not pending.matches(request):
+            pending.drop()
+            return None
+        try:
+            reply = pending.open()
+        except (OSError, _Cut, ValueError):
+            pending.drop()
+            return None
+        if 200 <= reply.status < 300:
+            self.answered = True
+            return reply
+        reply.close()  # 429/503, a clock refusal...: asked again through _stream_call, which handles them
+        pending.drop()
+        return None
 
     def _pages(self, reply: StreamReply) -> Iterator[dict[str, Any]]:
         ctype = (reply.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -601,6 +821,7 @@ class HubClient:
             try:
                 reply = self.transport.stream("POST", self.api_prefix + path, headers=headers, body=body,
                                               timeout=self.timeout)
+                self.answered = True
                 if 200 <= reply.status < 300:
                     return reply
                 whole = Reply(reply.status, reply.headers, reply.body())
@@ -608,7 +829,7 @@ class HubClient:
             except HubUnreachable:
                 if attempt >= self.retries:
                     raise
-                self.sleep(self._delay(attempt))
+                self.sleep(self._cut_delay(attempt))
                 attempt += 1
                 continue
             if whole.status in RETRY_STATUSES:
@@ -641,7 +862,9 @@ class HubClient:
             body["origins"] = list(origins)
         learned, before = self.offset_ms, self.wall_ms()
         answer = self._json(self.call("POST", "/sync/status", body))
-        after = self.wall_ms()
+        return self._status_answer(answer, learned, before, self.wall_ms())
+
+    def _status_answer(self, answer: dict[str, Any], learned: int | None, before: int, after: int) -> dict[str, Any]:
         if "hub_public_key" in answer or "hub_node_id" in answer:  # a hub of this version names itself here
             self.check_pin(answer)
         hub_ms = answer.get("hub_time_ms")
@@ -649,6 +872,37 @@ class HubClient:
                 and after - before <= STATUS_CLOCK_MS):
             self.offset_ms = hub_ms - (before + after) // 2  # the clock offset kept fresh, as GET /time does
         return answer
+
+    def status_then_pull(self, pull: dict[str, Any], **reported: Any) -> dict[str, Any] | None:
+        """`status(**reported)` with the pull `pull` (`pull_request()`'s body) written right behind it on the
+        same connection, for a node that expects nothing to push: the pull's answer follows the status answer
+        without a round trip of its own (`pending_pull`, read by `pull_pages` with the same request). None
+        when that cannot be done here (no plain HTTP(S) connection, the clock offset not known yet, a cut, an
+        answer other than 2xx): the caller then asks `status()`, whose retries and errors apply."""
+        if self.offset_ms is None:
+            return None
+        pipe = PushPipe.open_for(self)
+        if pipe is None:
+            return None
+        self.drop_pending_pull()
+        body = protocol.encode_body(dict(reported, node_id=self.node_id))
+        learned, before = self.offset_ms, self.wall_ms()
+        try:
+            pipe.connect()
+            pipe.send(self.api_prefix + "/sync/status", body)
+            pipe.send(self.api_prefix + "/sync/pull", protocol.encode_body(pull))
+            reply, keep = pipe.read_answer()
+        except (OSError, _Cut, urllib3.exceptions.HTTPError, requests.RequestException):
+            pipe.release(clean=False)
+            return None
+        if not (200 <= reply.status < 300 and keep):
+            pipe.release(clean=False)
+            return None
+        self.answered = True
+        after = self.wall_ms()
+        self.pending_pull = _PendingPull(pipe.pool, pipe.conn, pipe.reader, pull)
+        pipe.conn = pipe.reader = None
+        return self._status_answer(self._json(reply), learned, before, after)
 
     def file_size(self, sha256: str) -> int:
         """HEAD /files/<sha256>: bytes of that file the hub holds (0 when none)."""
@@ -687,7 +941,8 @@ class HubClient:
             try:
                 reply = self.transport.send(method, self.api_prefix + path, headers=headers, body=body,
                                             timeout=self.timeout)
-            except HubUnreachable:
+                self.answered = True
+            except HubUnreachable:  # short exchanges: backoff as ever (the pull and the pushes retry a cut at once)
                 if attempt >= self.retries:
                     raise
                 self.sleep(self._delay(attempt))
@@ -714,6 +969,13 @@ class HubClient:
 
     def _delay(self, attempt: int) -> float:
         return backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap, rand=self.rand)
+
+    def _cut_delay(self, attempt: int) -> float:
+        """Before retry `attempt` after no answer. When the hub had answered this client before, the link was
+        up and has been cut: the first retry comes at once, with a little jitter (up to CUT_JITTER s; a cut
+        is not an overloaded hub, which answers 429/503 and is waited for as it asks). A hub that never
+        answered (down, unreachable), and a link that stays down, back off as usual."""
+        return self.rand() * CUT_JITTER if attempt == 0 and self.answered else self._delay(attempt)
 
     def hub_now_ms(self) -> int:
         """Now on the hub's clock as far as we know it (our clock until GET /time was answered)."""

@@ -221,6 +221,7 @@ class SyncSession:
             report.error, report.error_code = f"{type(exc).__name__}: {exc}", "internal_error"
             logger.exception("sync failed at stage %s", stage)
         finally:
+            self.client.drop_pending_pull()  # a pull written ahead that the sync did not read (it failed first)
             report.duration = self.monotonic() - started
             report.changes_waiting = changes_waiting(self.replica)
             report.files_waiting = files_waiting(self.replica)
@@ -248,7 +249,14 @@ class SyncSession:
         skew = -(self.client.offset_ms or 0)  # this node's clock minus the hub's: positive = ahead
         backlog = changes_waiting(self.replica)
         self.client.telemetry = {"X-Motcua-Backlog": str(backlog), "X-Motcua-Clock-Skew": str(skew)}
-        held = self.client.status(backlog=backlog, clock_skew_ms=skew)
+        held = None
+        if not backlog and not self._lan_origins() and not self._uploads_waiting():
+            # Nothing to push or upload, as far as this node knows: the pull goes right behind /sync/status on
+            # the same connection (no round trip of its own). It is read only after the checks below passed
+            # and the push stage found nothing to send; else it is dropped unread and asked again later.
+            held = self.client.status_then_pull(self._pull_ahead(), backlog=backlog, clock_skew_ms=skew)
+        if held is None:
+            held = self.client.status(backlog=backlog, clock_skew_ms=skew)
         if "hub_public_key" not in held:
             self.client.hub_time()  # an older hub does not name itself in /sync/status: its key is checked here
         skew = -(self.client.offset_ms or 0)  # refreshed by the status answer's hub_time_ms
@@ -265,6 +273,8 @@ class SyncSession:
             if row is None or (held.get("last_hash") and row.hash != held["last_hash"]):
                 raise NodeForked(f"the hub holds another change at seq {hub_acked} of this node (a fork); "
                                  "enroll this node again as a new node.")
+        if hub_acked < top:
+            self.client.drop_pending_pull()  # the hub lacks changes of this node: they go first, the pull after
         self._note({"sync.clock_skew_ms": skew, "sync.acked_seq": hub_acked})  # both read again from the hub
 
     def stage_push(self) -> None:
@@ -276,7 +286,13 @@ class SyncSession:
                     .order_by(Change.seq).limit(limit))
             return [log.row_to_change(r) for r in rows]
 
-        with closing(self.client.push_stream(batch_after, acked, limit=self.push_batch)) as answers:
+        # The pull this sync makes next, written right behind the last push on the same connection (its answer
+        # follows the last push answer: no round trip of its own). Not when the stages between would talk
+        # to the hub first (a commune node relaying its laptops' changes, files to upload): they would need a
+        # second connection.
+        then_pull = None if self._lan_origins() or self._uploads_waiting() else self._pull_ahead()
+        with closing(self.client.push_stream(batch_after, acked, limit=self.push_batch,
+                                             then_pull=then_pull)) as answers:
             for batch, answer in answers:
                 self._commit_push(batch, answer, acked)
                 acked = batch[-1]["seq"]
@@ -375,8 +391,7 @@ class SyncSession:
         """Pages (frames of a framed answer, protocol 2) after the saved cursor, each verified ("runs" for
         compact pages, "each" for v1 ones) and applied in one transaction with the cursor after it."""
         cursor = self.replica.setting("sync.cursor") or None
-        limit = max(1, min(self.pull_limit, protocol.PULL_FRAME))
-        with closing(self.client.pull_pages(cursor, limit=limit)) as pages:
+        with closing(self.client.pull_pages(cursor, limit=self._pull_frame())) as pages:
             for page in pages:
                 changes = page["changes"]
                 with self.replica.transaction():
@@ -489,6 +504,18 @@ class SyncSession:
                 for (h,) in query.iterator():
                     count, total = count - 1, total - int(h, 16)
         return {"count": count, "sum": f"{total % (1 << 256):064x}"}
+
+    def _pull_frame(self) -> int:
+        return max(1, min(self.pull_limit, protocol.PULL_FRAME))
+
+    def _uploads_waiting(self) -> bool:
+        """Own attachments after the files_up scan mark: files_up may talk to the hub before the pull."""
+        return (Change.select().where((Change.node_id == self.me) & (Change.entity == "attachment")
+                                      & (Change.id > self._int("sync.files_up_mark"))).exists())
+
+    def _pull_ahead(self) -> dict[str, Any]:
+        """The pull request stage_pull will make (from the saved cursor), to be written ahead of time."""
+        return self.client.pull_request(self.replica.setting("sync.cursor") or None, limit=self._pull_frame())
 
     def _note(self, values: dict[str, Any]) -> None:
         """Save settings whose loss on a power cut only repeats work (stage markers, scan marks, the clock
