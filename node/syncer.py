@@ -149,6 +149,10 @@ def enroll(node: Node, hub_url: str, token: str, *, transport: Transport | None 
         raise HubKeyMismatch("the hub's enrollment record is for another node or key")
     _write_pin(node, {"url": url, "hub_node_id": answer["hub_node_id"], "hub_public_key": hub_key,
                       "record": record, "record_sig": answer["record_sig"]})
+    if client.offset_ms is not None:
+        # The hub's clock, learned by the /time above, saved as a sync saves it (this node's clock minus the
+        # hub's): the first sync then needs no GET /time of its own (SyncSession.stage_time).
+        NodeReplica(node).save({"sync.clock_skew_ms": -client.offset_ms})
     if record.get("kind") == "laptop" and not ident.code_tag:
         # A laptop shares its commune's unit code: a tag keeps its dossier codes apart ({unit}.{tag}-...).
         ident.code_tag = "L" + ident.node_id[-5:]
