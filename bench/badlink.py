@@ -27,7 +27,7 @@ once a patch here, are in node/sync/client.py since 2026-11-23 and measured in b
 
 `python -m bench.run --only badlink [--batch N] [--no-proposals]`; `--batch` sets the push batch and pull
 page (at most the hub's 1,000) through `sync_once`'s session options, to show what another batch size
-would give (pipelined pushes stay at most PIPELINE_BATCH changes each, node/sync/client.py).
+would give (pipelined pushes stay at most PIPELINE_BATCH changes each, node/sync/pushpipe.py).
 """
 
 from __future__ import annotations
