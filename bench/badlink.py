@@ -20,10 +20,9 @@ Figures, each the median, min and max of several runs (fresh hub and node copies
   exchange a cut can lose (the pipelined pushes in flight: PIPELINE_WINDOW batches of PIPELINE_BATCH, or
   a pull page of PULL_LIMIT): goal: no more than what is in flight at each cut.
 
-Then the same runs again with PROPOSAL, the changes proposed to meet the goal, applied by monkeypatch in
-the bench's own hub and node processes (bench/patches.py: pulls streamed in frames each committed on
-arrival, no GET /time once the clock offset is known); reported apart, never as a goal. (Pipelined pushes,
-once a patch here, are in node/sync/client.py since 2026-11-23 and measured in both.)
+With PROPOSAL set (empty today), the same runs again with those bench/patches.py monkeypatches applied in
+the bench's own hub and node processes, reported apart, never as a goal. The proposals of 22 Nov (pipelined
+pushes, framed pulls, no GET /time once the clock offset is known) are code since 23 Nov.
 
 `python -m bench.run --only badlink [--batch N] [--no-proposals]`; `--batch` sets the push batch and pull
 page (at most the hub's 1,000) through `sync_once`'s session options, to show what another batch size
