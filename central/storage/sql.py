@@ -17,7 +17,7 @@ import peewee as pw
 from node.sync import encoding, hlc, ingest, log, merge, protocol
 from node.sync.errors import ChangeNotApplicable
 from node.sync.log import Change
-from node.sync.state import (SYNCED_MODELS, Attachment, Base, Dossier, DuplicateFlag, NodeRecord, Tombstone,
+from node.sync.state import (SYNCED_MODELS, Attachment, Dossier, DuplicateFlag, NodeRecord, Tombstone,
                              database, upgrade_schema)
 from node.timeutil import to_text
 
@@ -28,22 +28,12 @@ from . import DEFAULT_MAX_PULL, HubSigner, HubStorage, PullPage, PushResult
 
 
 
-class ScopeDigest(Base):
-    """The running state digest (`protocol.digest_of`) of the changes of one scope (a unit code or "*"), added
-    to where ChangeScope rows are written (`SQLStorage._scope`), in the same transaction; columns as
-    `log.LogDigest`'s. `digest(scopes)` then reads one row per scope instead of summing the scopes' changes."""
+class ScopeDigest(log.RunningDigest):
+    """The running state digest of the changes of one scope (a unit code or "*"), added to where ChangeScope
+    rows are written (`SQLStorage._scope`), in the same transaction. `digest(scopes)` then reads one row per
+    scope instead of summing the scopes' changes."""
 
     scope = pw.CharField(primary_key=True)
-    changes = pw.BigIntegerField(default=0)
-    s0 = pw.BigIntegerField(default=0)
-    s1 = pw.BigIntegerField(default=0)
-    s2 = pw.BigIntegerField(default=0)
-    s3 = pw.BigIntegerField(default=0)
-    s4 = pw.BigIntegerField(default=0)
-    s5 = pw.BigIntegerField(default=0)
-    s6 = pw.BigIntegerField(default=0)
-    s7 = pw.BigIntegerField(default=0)
-    stale = pw.IntegerField(default=0)  # 1: a change or scope row was deleted or rewritten: summed again
 
 
 DIGEST_TABLES = [log.LogDigest, ScopeDigest]  # running digests: summed once when a hub first has them

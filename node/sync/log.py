@@ -52,16 +52,12 @@ class Change(Base):
         indexes = ((("node_id", "seq"), True),)
 
 
-class LogDigest(Base):
-    """The running state digest (`protocol.digest_of`) of every change row held here: one row (id 1), added to
-    in the transaction that stores the rows (`store`, `store_many`), so reading the digest costs one query.
+class RunningDigest(Base):
+    """The columns of a running state digest (`protocol.digest_of`): the count, the sum modulo 2**256 kept in
+    DIGEST_LIMBS columns (column i adds the i-th 32-bit part of each stored batch's sum, `digest_parts`: a
+    store only adds, `x = x + ?`, one upsert and no read, commutative; a 64-bit column takes 2**31 batches
+    before it could overflow), and `stale`. A row of `LogDigest` (node and hub) or `ScopeDigest` (hub)."""
 
-    The sum modulo 2**256 is kept in DIGEST_LIMBS columns, column i adding the i-th 32-bit part of each
-    stored batch's sum (`digest_parts`): a store only adds (`x = x + ?`, one upsert and no read, commutative)
-    and a 64-bit column takes 2**31 batches before it could overflow.
-    """
-
-    id = pw.IntegerField(primary_key=True)
     changes = pw.BigIntegerField(default=0)
     s0 = pw.BigIntegerField(default=0)
     s1 = pw.BigIntegerField(default=0)
@@ -71,7 +67,14 @@ class LogDigest(Base):
     s5 = pw.BigIntegerField(default=0)
     s6 = pw.BigIntegerField(default=0)
     s7 = pw.BigIntegerField(default=0)
-    stale = pw.IntegerField(default=0)  # 1: a change row was deleted or rewritten (a trigger says so): recount
+    stale = pw.IntegerField(default=0)  # 1: a change (or scope) row was deleted or rewritten (a trigger says so)
+
+
+class LogDigest(RunningDigest):
+    """The running digest of every change row held here: one row (id 1), added to in the transaction that
+    stores the rows (`store`, `store_many`), so reading the digest costs one query."""
+
+    id = pw.IntegerField(primary_key=True)
 
 
 DIGEST_LIMBS = 8

@@ -133,19 +133,7 @@ class PushPipe:
 
     def read_answer(self) -> tuple[Reply, bool]:
         """The next answer on the connection, and whether the hub keeps the connection open after it."""
-        parts = self._line().split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise _Cut("not an HTTP/1.1 answer")
-        status, version = int(parts[1]), parts[0]
-        headers: CaseInsensitiveDict = CaseInsensitiveDict()
-        for _ in range(1000):
-            line = self._line()
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip()] = value.strip()
-        else:
-            raise _Cut("an answer with too many headers")
+        status, headers, keep = _read_head(self._line)
         if "chunked" in headers.get("Transfer-Encoding", "").lower():
             chunks = []
             for _ in range(10_000_000):
@@ -166,8 +154,6 @@ class PushPipe:
             if not length.isdigit() or int(length) > protocol.MAX_BODY:
                 raise _Cut("an answer without a usable Content-Length")
             body = self._exactly(int(length))
-        connection = headers.get("Connection", "").lower()
-        keep = "close" not in connection and (version != b"HTTP/1.0" or "keep-alive" in connection)
         return Reply(status, headers, body), keep
 
     # ------------------------------------------------------------ the pipeline
@@ -275,21 +261,7 @@ class _PendingPull:
         """The answer as a StreamReply; _Cut, OSError... when the connection ended before its head."""
         reader = self.reader
         head = _HeadReader(reader)
-        parts = head.line().split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise _Cut("not an HTTP/1.1 answer")
-        status, version = int(parts[1]), parts[0]
-        headers: CaseInsensitiveDict = CaseInsensitiveDict()
-        for _ in range(1000):
-            line = head.line()
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip()] = value.strip()
-        else:
-            raise _Cut("an answer with too many headers")
-        connection = headers.get("Connection", "").lower()
-        keep = "close" not in connection and (version != b"HTTP/1.0" or "keep-alive" in connection)
+        status, headers, keep = _read_head(head.line)
         chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
         length_text = headers.get("Content-Length", "").strip()
         state = {"left": int(length_text) if length_text.isdigit() else None, "chunk": 0, "done": False}
@@ -359,6 +331,27 @@ class _PendingPull:
             self.pool._put_conn(conn)
 
         return StreamReply(status, headers, read, close)
+
+
+def _read_head(line: Callable[[], bytes]) -> tuple[int, CaseInsensitiveDict, bool]:
+    """An answer's status line and headers, read line by line with `line`: (status, headers, whether the hub
+    keeps the connection open after it). _Cut when it is not HTTP/1.x or has too many headers."""
+    parts = line().split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise _Cut("not an HTTP/1.1 answer")
+    status, version = int(parts[1]), parts[0]
+    headers: CaseInsensitiveDict = CaseInsensitiveDict()
+    for _ in range(1000):
+        text = line()
+        if text in (b"\r\n", b"\n"):
+            break
+        name, _, value = text.decode("latin-1").partition(":")
+        headers[name.strip()] = value.strip()
+    else:
+        raise _Cut("an answer with too many headers")
+    connection = headers.get("Connection", "").lower()
+    keep = "close" not in connection and (version != b"HTTP/1.0" or "keep-alive" in connection)
+    return status, headers, keep
 
 
 class _HeadReader:
